@@ -1,0 +1,329 @@
+"""Typed, frozen params: `params.yaml` is loaded once and validated before any work.
+
+Every section is a frozen dataclass. Unknown keys, wrong types and out-of-range
+values raise one `ConfigError` naming the key path (``teacher.epochs``) and what
+is allowed. Library code receives these objects, never raw dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from selftrain.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "gpu", "cpu")
+SOURCE_CHOICES = ("digits",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "digits"
+    image_size: int = 32
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    labeled_fraction: float = 0.05
+    # 0 keeps every item; a positive number keeps a stratified subset (tiny test runs).
+    subset: int = 0
+
+    def validate(self, path: str) -> None:
+        _choice(self.source, SOURCE_CHOICES, f"{path}.source")
+        _range(self.image_size, 8, 512, f"{path}.image_size")
+        _range(self.test_fraction, 0.01, 0.9, f"{path}.test_fraction")
+        _range(self.val_fraction, 0.0, 0.5, f"{path}.val_fraction")
+        _range(self.labeled_fraction, 0.001, 0.99, f"{path}.labeled_fraction")
+        _range(self.subset, 0, 10**9, f"{path}.subset")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """How the DALI pipeline noises training inputs (the student's input noise)."""
+
+    device: str = "auto"
+    num_ops: int = 2
+    # RandAugment magnitude bin in [0, 30] (DALI's default 31 bins).
+    magnitude: int = 9
+    # Random translation: pad by this many pixels, then crop back to image_size.
+    crop_padding: int = 2
+    flip: bool = False
+    num_threads: int = 2
+
+    def validate(self, path: str) -> None:
+        _choice(self.device, DEVICE_CHOICES, f"{path}.device")
+        _range(self.num_ops, 0, 14, f"{path}.num_ops")
+        _range(self.magnitude, 0, 30, f"{path}.magnitude")
+        _range(self.crop_padding, 0, 64, f"{path}.crop_padding")
+        _range(self.num_threads, 1, 64, f"{path}.num_threads")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Generation 0: trained on labeled rows only."""
+
+    width: int = 16
+    depth: int = 1
+    dropout: float = 0.1
+    drop_path: float = 0.0
+    input_noise: bool = True
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 0.05
+
+    def validate(self, path: str) -> None:
+        _model_ranges(self, path)
+        _range(self.epochs, 1, 10_000, f"{path}.epochs")
+        _range(self.batch_size, 1, 65_536, f"{path}.batch_size")
+        _range(self.lr, 1e-8, 10.0, f"{path}.lr")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Noise and schedule shared by every student generation."""
+
+    dropout: float = 0.3
+    drop_path: float = 0.2
+    input_noise: bool = True
+    epochs: int = 15
+    # Labeled rows per batch; pseudo-labelled rows per batch = batch_size * batch_ratio.
+    batch_size: int = 32
+    batch_ratio: float = 3.0
+    lr: float = 0.05
+
+    def validate(self, path: str) -> None:
+        _range(self.dropout, 0.0, 0.95, f"{path}.dropout")
+        _range(self.drop_path, 0.0, 0.95, f"{path}.drop_path")
+        _range(self.epochs, 1, 10_000, f"{path}.epochs")
+        _range(self.batch_size, 1, 65_536, f"{path}.batch_size")
+        if not self.batch_ratio > 0:
+            raise ConfigError(f"{path}.batch_ratio: must be > 0, got {self.batch_ratio!r}")
+        _range(self.lr, 1e-8, 10.0, f"{path}.lr")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def validate(self, path: str) -> None:
+        _range(self.momentum, 0.0, 0.999, f"{path}.momentum")
+        _range(self.weight_decay, 0.0, 1.0, f"{path}.weight_decay")
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    batch_size: int = 256
+
+    def validate(self, path: str) -> None:
+        _range(self.batch_size, 1, 65_536, f"{path}.batch_size")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """One student generation. `teacher` is spelled out because DVC cannot compute k-1."""
+
+    teacher: int
+    width: int
+    depth: int
+
+    def validate(self, path: str) -> None:
+        _range(self.width, 4, 4096, f"{path}.width")
+        _range(self.depth, 1, 64, f"{path}.depth")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    data: DataConfig
+    augment: AugmentConfig
+    teacher: TeacherConfig
+    student: StudentConfig
+    optim: OptimConfig
+    infer: InferConfig
+    # Raw `refine` section; parsed by selftrain.refine (it knows the class names).
+    refine: Mapping[str, Any]
+    generations: Mapping[int, GenerationConfig]
+
+    @property
+    def num_generations(self) -> int:
+        return len(self.generations)
+
+    def model_size(self, gen: int) -> tuple[int, int]:
+        """(width, depth) of the model of generation `gen` (0 = teacher)."""
+        if gen == 0:
+            return self.teacher.width, self.teacher.depth
+        if gen not in self.generations:
+            raise ConfigError(
+                f"generations: no generation {gen}; params.yaml defines "
+                f"{sorted(self.generations)}"
+            )
+        g = self.generations[gen]
+        return g.width, g.depth
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `params.yaml`; raise ConfigError naming the file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such params file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return params_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def params_from_dict(raw: Any) -> Params:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"top level: expected a mapping, got {type(raw).__name__}")
+    sections = {
+        "data": DataConfig,
+        "augment": AugmentConfig,
+        "teacher": TeacherConfig,
+        "student": StudentConfig,
+        "optim": OptimConfig,
+        "infer": InferConfig,
+    }
+    allowed = {"seed", "refine", "generations", "evaluate_generations", *sections}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key; allowed: {sorted(allowed)}")
+    seed = _typed(raw.get("seed", 0), int, "seed")
+    built = {name: _build(cls, raw.get(name, {}), name) for name, cls in sections.items()}
+    refine = raw.get("refine", {})
+    if not isinstance(refine, Mapping):
+        raise ConfigError(f"refine: expected a mapping, got {type(refine).__name__}")
+    generations = _generations(raw.get("generations"), built["teacher"])
+    expected = list(range(len(generations) + 1))
+    if raw.get("evaluate_generations") != expected:
+        raise ConfigError(
+            f"evaluate_generations: must be {expected} (the teacher and each of the "
+            f"{len(generations)} generations), got {raw.get('evaluate_generations')!r}"
+        )
+    return Params(seed=seed, refine=refine, generations=generations, **built)
+
+
+def _generations(raw: Any, teacher: TeacherConfig) -> dict[int, GenerationConfig]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError('generations: expected a mapping with quoted keys "1".."N"')
+    generations: dict[int, GenerationConfig] = {}
+    for key, value in raw.items():
+        # DVC's foreach only names stages infer@1.. from *string* keys; an int key
+        # silently yields no stages at all, so we refuse it here.
+        if not isinstance(key, str) or not key.isdigit():
+            raise ConfigError(
+                f'generations.{key}: keys must be quoted generation numbers ("1", "2", ...), '
+                f"got {key!r} of type {type(key).__name__}"
+            )
+        generations[int(key)] = _build(GenerationConfig, value, f"generations.{key}")
+    expected = list(range(1, len(generations) + 1))
+    if sorted(generations) != expected:
+        raise ConfigError(f"generations: keys must be {[str(k) for k in expected]}, got {list(raw)}")
+    prev_size = (teacher.width, teacher.depth)
+    for gen in expected:
+        g = generations[gen]
+        if g.teacher != gen - 1:
+            raise ConfigError(
+                f"generations.{gen}.teacher: the student of generation {gen - 1} teaches "
+                f"generation {gen}; expected {gen - 1}, got {g.teacher}"
+            )
+        if g.width < prev_size[0] or g.depth < prev_size[1]:
+            raise ConfigError(
+                f"generations.{gen}: student (width={g.width}, depth={g.depth}) is smaller than "
+                f"its teacher (width={prev_size[0]}, depth={prev_size[1]}); a noisy student is "
+                "at least as large as its teacher"
+            )
+        prev_size = (g.width, g.depth)
+    return generations
+
+
+def _build(cls: type, raw: Any, path: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}.{unknown[0]}: unknown key; allowed: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _typed(raw[name], hints[name], f"{path}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{path}.{name}: required key is missing")
+    obj = cls(**values)
+    obj.validate(path)
+    return obj
+
+
+def _typed(value: Any, hint: Any, path: str):
+    """Check `value` against a scalar type hint; ints are accepted where floats are."""
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _typed(value, option, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    return value
+
+
+def _range(value: float, low: float, high: float, path: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{path}: must be in [{low}, {high}], got {value!r}")
+
+
+def _choice(value: str, choices: tuple[str, ...], path: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{path}: must be one of {list(choices)}, got {value!r}")
+
+
+def _model_ranges(cfg, path: str) -> None:
+    _range(cfg.width, 4, 4096, f"{path}.width")
+    _range(cfg.depth, 1, 64, f"{path}.depth")
+    _range(cfg.dropout, 0.0, 0.95, f"{path}.dropout")
+    _range(cfg.drop_path, 0.0, 0.95, f"{path}.drop_path")
+
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "GenerationConfig",
+    "InferConfig",
+    "OptimConfig",
+    "Params",
+    "StudentConfig",
+    "TeacherConfig",
+    "load_params",
+    "params_from_dict",
+]

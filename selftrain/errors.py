@@ -1,0 +1,21 @@
+"""The project's own error types: every failure a user can cause names its source."""
+
+
+class SelftrainError(Exception):
+    """Base of every error selftrain raises on purpose (bad config, bad data, bad state)."""
+
+
+class ConfigError(SelftrainError):
+    """A params value is unknown, of the wrong type or out of range; the message names the key path."""
+
+
+class DataError(SelftrainError):
+    """Input data is missing or malformed; the message names the file, the column or the row."""
+
+
+class ModelError(SelftrainError):
+    """A checkpoint does not match what the caller expects (architecture, classes)."""
+
+
+class TrainingError(SelftrainError):
+    """Training cannot go on (non-finite loss, nothing to learn from)."""

@@ -1,0 +1,60 @@
+"""The one place that builds artifact paths, relative to a project root.
+
+`dvc.yaml` spells the same layout with `${key}` interpolation; a test keeps the
+two in agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    root: Path = Path(".")
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    @property
+    def manifest(self) -> Path:
+        return self.prepared_dir / "manifest.parquet"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.prepared_dir / "images"
+
+    def round_dir(self, gen: int) -> Path:
+        return self.root / "data" / f"gen{gen}"
+
+    def pseudo_labels(self, gen: int) -> Path:
+        return self.round_dir(gen) / "pseudo_labels.parquet"
+
+    def refined(self, gen: int) -> Path:
+        return self.round_dir(gen) / "refined.parquet"
+
+    def rules_report(self, gen: int) -> Path:
+        return self.round_dir(gen) / "rules_report.json"
+
+    def model_dir(self, gen: int) -> Path:
+        return self.root / "models" / f"gen{gen}"
+
+    def checkpoint(self, gen: int) -> Path:
+        """Per-epoch training state; outside DVC outputs, which DVC clears before a run."""
+        return self.root / "checkpoints" / f"gen{gen}.pt"
+
+    def live_dir(self, gen: int) -> Path:
+        """DVCLive's per-epoch training curves of a generation."""
+        return self.root / "dvclive" / f"gen{gen}"
+
+    def metrics(self, gen: int) -> Path:
+        return self.root / "metrics" / f"gen{gen}.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    def confusion_plot(self, gen: int) -> Path:
+        return self.plots_dir / f"gen{gen}" / "confusion.csv"

@@ -1,0 +1,93 @@
+"""Config: loaded once, typed, and every bad value named by its key path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+from selftrain.config import load_params, params_from_dict
+from selftrain.errors import ConfigError
+
+SHIPPED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def changed(path: str, value):
+    """The shipped params with one dotted key set (or deleted when value is DELETE)."""
+    raw = copy.deepcopy(SHIPPED)
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return raw
+
+
+DELETE = object()
+
+
+def test_shipped_params_load():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.num_generations == len(SHIPPED["generations"])
+    assert params.model_size(0) == (SHIPPED["teacher"]["width"], SHIPPED["teacher"]["depth"])
+    assert params.data.source == "digits"
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("teacher.epoch", 3, "teacher.epoch: unknown key"),
+        ("data.labeled_fraction", 1.5, "data.labeled_fraction: must be in"),
+        ("teacher.epochs", "ten", "teacher.epochs: expected an integer"),
+        ("teacher.epochs", 2.5, "teacher.epochs: expected an integer"),
+        ("student.dropout", True, "student.dropout: expected a number"),
+        ("augment.device", "tpu", "augment.device: must be one of ['auto', 'gpu', 'cpu']"),
+        ("augment.flip", "yes", "augment.flip: expected true or false"),
+        ("student.batch_ratio", 0, "student.batch_ratio: must be > 0"),
+        ("seed", "zero", "seed: expected an integer"),
+        ("sead", 1, "sead: unknown key"),
+        ("generations.2.width", 8, "generations.2: student (width=8, depth=1) is smaller than its teacher"),
+        ("generations.2.teacher", 0, "generations.2.teacher: the student of generation 1 teaches"),
+        ("generations.2.colour", 0, "generations.2.colour: unknown key"),
+        ("generations.2.width", DELETE, "generations.2.width: required key is missing"),
+        ("evaluate_generations", [0, 1], "evaluate_generations: must be [0, 1, 2, 3]"),
+    ],
+)
+def test_bad_value_names_its_key(path, value, message):
+    with pytest.raises(ConfigError) as info:
+        params_from_dict(changed(path, value))
+    assert message in str(info.value)
+
+
+def test_unquoted_generation_keys_are_refused():
+    raw = copy.deepcopy(SHIPPED)
+    raw["generations"] = {int(k): v for k, v in raw["generations"].items()}
+    with pytest.raises(ConfigError, match="keys must be quoted"):
+        params_from_dict(raw)
+
+
+def test_generations_must_be_contiguous():
+    raw = copy.deepcopy(SHIPPED)
+    raw["generations"] = {"1": raw["generations"]["1"], "3": raw["generations"]["3"]}
+    with pytest.raises(ConfigError, match=r"generations: keys must be \['1', '2'\]"):
+        params_from_dict(raw)
+
+
+def test_load_params_names_the_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("teacher: {epochs: -1}\n")
+    with pytest.raises(ConfigError, match=rf"{bad}: teacher.epochs: must be in"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_config_is_frozen():
+    params = load_params(REPO_ROOT / "params.yaml")
+    with pytest.raises(AttributeError):
+        params.teacher.epochs = 1  # type: ignore[misc]
