@@ -1,0 +1,179 @@
+"""Manifests, the embedded digits dataset, and the split that feeds every stage.
+
+The manifest (`data/prepared/manifest.parquet`) has one row per image:
+`item_id, path, split, label, true_label` plus any metadata columns.
+- `split` is one of SPLITS.
+- `label` is the class index for labeled, val and test rows, null for unlabeled.
+- `true_label` holds ground truth for *unlabeled* rows only, where a benchmark
+  knows it. Training and refinement never read it (see `TRUTH_COLUMN`); reports
+  and benchmarks do, to measure pseudo-label quality.
+`path` is relative to the manifest's own directory and stays so in every
+artifact (tables hash the same in any clone); `Dataset.resolve` makes it absolute
+only where images are read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sklearn.model_selection import train_test_split
+
+from selftrain.atomic import atomic_dir, write_json, write_parquet
+from selftrain.config import DataConfig
+from selftrain.errors import DataError
+
+SPLITS = ("labeled", "unlabeled", "val", "test")
+# Ground truth of unlabeled rows: read by reports and benchmarks only.
+TRUTH_COLUMN = "true_label"
+CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN)
+CLASSES_FILE = "classes.json"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A prepared dataset: the manifest with absolute paths, and the class names."""
+
+    manifest: pd.DataFrame
+    class_names: tuple[str, ...]
+    # Directory the manifest's relative paths start from.
+    root: Path
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def rows(self, split: str) -> pd.DataFrame:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return self.manifest[self.manifest["split"] == split].reset_index(drop=True)
+
+    def labeled(self) -> pd.DataFrame:
+        """Rows a model may learn from directly, without the truth column."""
+        return self.rows("labeled").drop(columns=[TRUTH_COLUMN])
+
+    def unlabeled(self) -> pd.DataFrame:
+        """The pool the teacher pseudo-labels; `true_label` rides along for reports only."""
+        return self.rows("unlabeled").drop(columns=["label"])
+
+    def resolve(self, paths: Iterable[str]) -> list[str]:
+        """Absolute image paths for manifest-relative ones."""
+        return [str(self.root / p) for p in paths]
+
+    @property
+    def metadata_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.manifest.columns if c not in CORE_COLUMNS)
+
+
+def digits_images() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """scikit-learn's 1,797 handwritten digits as uint8 images (N, 8, 8) and labels (N,)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixel values are 0..16 ink counts; scale to the 0..255 range of an 8-bit PNG.
+    images = np.clip(np.rint(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    class_names = tuple(str(name) for name in digits.target_names)
+    return images, digits.target.astype(np.int64), class_names
+
+
+def assign_splits(labels: np.ndarray, config: DataConfig, seed: int) -> np.ndarray:
+    """Stratified, seeded split names for each item; test is a share of all items,
+    val and labeled are shares of the non-test pool, unlabeled is the rest."""
+    n = len(labels)
+    index = np.arange(n)
+    splits = np.full(n, "unlabeled", dtype=object)
+    pool, test = train_test_split(
+        index, test_size=config.test_fraction, stratify=labels, random_state=seed
+    )
+    splits[test] = "test"
+    n_pool = len(pool)
+    n_val = int(round(config.val_fraction * n_pool))
+    n_labeled = int(round(config.labeled_fraction * n_pool))
+    num_classes = len(np.unique(labels))
+    if n_labeled < num_classes:
+        raise DataError(
+            f"data.labeled_fraction={config.labeled_fraction} gives {n_labeled} labeled items "
+            f"for {num_classes} classes; need at least one per class"
+        )
+    if n_val:
+        pool, val = train_test_split(
+            pool, test_size=n_val, stratify=labels[pool], random_state=seed + 1
+        )
+        splits[val] = "val"
+    _, labeled = train_test_split(
+        pool, test_size=n_labeled, stratify=labels[pool], random_state=seed + 2
+    )
+    splits[labeled] = "labeled"
+    return splits
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Indices of a stratified subset of `size` items (all items when size is 0 or larger)."""
+    if size == 0 or size >= len(labels):
+        return np.arange(len(labels))
+    keep, _ = train_test_split(
+        np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed
+    )
+    return np.sort(keep)
+
+
+def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Dataset:
+    """Write the digits as PNGs plus the manifest and class names under `out_dir`."""
+    out_dir = Path(out_dir)
+    images, labels, class_names = digits_images()
+    keep = stratified_subset(labels, config.subset, seed)
+    images, labels = images[keep], labels[keep]
+    splits = assign_splits(labels, config, seed)
+    item_ids = [f"digits-{i:05d}" for i in keep]
+    paths = [f"images/{item_id}.png" for item_id in item_ids]
+
+    with atomic_dir(out_dir / "images") as tmp_images:
+        for image, rel in zip(images, paths):
+            Image.fromarray(image, mode="L").save(tmp_images / Path(rel).name)
+
+    is_unlabeled = splits == "unlabeled"
+    manifest = pd.DataFrame(
+        {
+            "item_id": item_ids,
+            "path": paths,
+            "split": splits.astype(str),
+            "label": pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64"),
+            TRUTH_COLUMN: pd.array(np.where(is_unlabeled, labels, -1), dtype="Int64"),
+        }
+    )
+    manifest.loc[is_unlabeled, "label"] = pd.NA
+    manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
+    write_json(list(class_names), out_dir / CLASSES_FILE)
+    write_parquet(manifest, out_dir / "manifest.parquet")
+    return load_dataset(out_dir / "manifest.parquet")
+
+
+def load_dataset(manifest_path: str | Path) -> Dataset:
+    """Read a prepared manifest and check its schema."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        raise DataError(f"{manifest_path}: manifest not found; run the prepare stage first")
+    manifest = pd.read_parquet(manifest_path)
+    missing = [c for c in ("item_id", "path", "split", "label") if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{manifest_path}: missing required column(s) {missing}")
+    if TRUTH_COLUMN not in manifest.columns:
+        manifest[TRUTH_COLUMN] = pd.array([pd.NA] * len(manifest), dtype="Int64")
+    bad_split = ~manifest["split"].isin(SPLITS)
+    if bad_split.any():
+        row = int(np.flatnonzero(bad_split)[0])
+        raise DataError(
+            f"{manifest_path}: row {row} has split {manifest['split'].iloc[row]!r}; "
+            f"expected one of {list(SPLITS)}"
+        )
+    classes_path = manifest_path.parent / CLASSES_FILE
+    try:
+        class_names = tuple(json.loads(classes_path.read_text()))
+    except FileNotFoundError:
+        raise DataError(f"{classes_path}: class list not found beside the manifest") from None
+    return Dataset(manifest=manifest, class_names=class_names, root=manifest_path.parent.resolve())

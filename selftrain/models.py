@@ -1,0 +1,161 @@
+"""Residual CNNs built from torchvision blocks, and their safe checkpoints.
+
+A checkpoint is a directory with `model.pt` (a state dict, loaded with
+`weights_only=True`) and `model.json` (architecture, classes, generation):
+never a pickled object.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.ops import Conv2dNormActivation, StochasticDepth
+
+from selftrain.atomic import atomic_dir
+from selftrain.config import Params
+from selftrain.errors import ModelError
+
+WEIGHTS_FILE = "model.pt"
+HEADER_FILE = "model.json"
+ARCHITECTURE = "resnet-s3"
+
+
+@dataclass(frozen=True)
+class ModelHeader:
+    """What a checkpoint is: enough to rebuild the module and check it fits."""
+
+    architecture: str
+    width: int
+    depth: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    image_size: int
+    generation: int
+    num_parameters: int
+
+
+class ResidualBlock(nn.Module):
+    """conv-bn-relu, conv-bn, plus a (projected) shortcut; the residual branch is
+    dropped per sample with probability `drop_path` while training (stochastic depth)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, drop_path: float):
+        super().__init__()
+        self.branch = nn.Sequential(
+            Conv2dNormActivation(in_ch, out_ch, 3, stride=stride),
+            Conv2dNormActivation(out_ch, out_ch, 3, activation_layer=None),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and in_ch == out_ch
+            else Conv2dNormActivation(in_ch, out_ch, 1, stride=stride, activation_layer=None)
+        )
+        self.drop_path = StochasticDepth(drop_path, mode="row")
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shortcut(x) + self.drop_path(self.branch(x)))
+
+
+class ResNetS3(nn.Module):
+    """Three stages of `depth` residual blocks at widths (w, 2w, 4w), strides (1, 2, 2)."""
+
+    def __init__(self, width: int, depth: int, dropout: float, drop_path: float, num_classes: int):
+        super().__init__()
+        widths = (width, 2 * width, 4 * width)
+        num_blocks = 3 * depth
+        blocks: list[nn.Module] = []
+        in_ch = width
+        for stage, out_ch in enumerate(widths):
+            for i in range(depth):
+                index = stage * depth + i
+                # Deeper blocks are dropped more often (linear decay rule of Huang et al.).
+                rate = drop_path * index / max(num_blocks - 1, 1)
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(ResidualBlock(in_ch, out_ch, stride, rate))
+                in_ch = out_ch
+        self.stem = Conv2dNormActivation(3, width, 3)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_ch, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, S, S) -> logits (B, num_classes)
+        return self.head(self.blocks(self.stem(x)))
+
+
+def create_model(
+    width: int, depth: int, dropout: float, drop_path: float, num_classes: int
+) -> ResNetS3:
+    return ResNetS3(width, depth, dropout, drop_path, num_classes)
+
+
+def header_for(model: nn.Module, params: Params, class_names: tuple[str, ...], gen: int) -> ModelHeader:
+    width, depth = params.model_size(gen)
+    return ModelHeader(
+        architecture=ARCHITECTURE,
+        width=width,
+        depth=depth,
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        image_size=params.data.image_size,
+        generation=gen,
+        num_parameters=count_parameters(model),
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: nn.Module, header: ModelHeader, out_dir: str | Path) -> None:
+    """Write weights and header into `out_dir` atomically (the whole directory swaps)."""
+    with atomic_dir(out_dir) as tmp:
+        torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
+        (tmp / HEADER_FILE).write_text(json.dumps(asdict(header), indent=2) + "\n")
+
+
+def read_header(model_dir: str | Path) -> ModelHeader:
+    path = Path(model_dir) / HEADER_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no model header; is {model_dir} a selftrain model?") from None
+    try:
+        raw["class_names"] = tuple(raw["class_names"])
+        return ModelHeader(**raw)
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: malformed model header: {exc}") from None
+
+
+def load_model(
+    model_dir: str | Path, expect_class_names: tuple[str, ...] | None = None
+) -> tuple[ResNetS3, ModelHeader]:
+    """Rebuild a model in eval mode from its directory; its noise is irrelevant at
+    inference (eval mode turns dropout and stochastic depth off), so it is built without."""
+    header = read_header(model_dir)
+    if header.architecture != ARCHITECTURE:
+        raise ModelError(
+            f"{model_dir}: checkpoint architecture {header.architecture!r}, expected {ARCHITECTURE!r}"
+        )
+    if expect_class_names is not None and tuple(expect_class_names) != header.class_names:
+        raise ModelError(
+            f"{model_dir}: checkpoint has {header.num_classes} classes {list(header.class_names)}, "
+            f"the data has {len(expect_class_names)} classes {list(expect_class_names)}"
+        )
+    model = create_model(header.width, header.depth, 0.0, 0.0, header.num_classes)
+    weights_path = Path(model_dir) / WEIGHTS_FILE
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{weights_path}: weights do not fit the header's architecture "
+            f"(width={header.width}, depth={header.depth}, classes={header.num_classes}): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    return model.eval(), header

@@ -1,0 +1,172 @@
+"""Training pieces: the soft-target loss, the student's pseudo-labelled set, a tiny fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from selftrain.config import AugmentConfig, OptimConfig
+from selftrain.data import Dataset
+from selftrain.errors import TrainingError
+from selftrain.models import create_model
+from selftrain.train import FitOptions, TrainSet, fit, pseudo_train_set, soft_cross_entropy
+
+
+def test_soft_cross_entropy_equals_cross_entropy_on_one_hot():
+    logits = torch.randn(6, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    one_hot = F.one_hot(labels, 4).float()
+    ours = soft_cross_entropy(logits, one_hot, torch.ones(6))
+    assert torch.allclose(ours, F.cross_entropy(logits, labels))
+
+
+def test_soft_cross_entropy_weights_rows():
+    logits = torch.randn(2, 3)
+    targets = torch.softmax(torch.randn(2, 3), 1)
+    only_first = soft_cross_entropy(logits, targets, torch.tensor([1.0, 0.0]))
+    assert torch.allclose(only_first, soft_cross_entropy(logits[:1], targets[:1], torch.ones(1)))
+
+
+def refined_table(kept, copies):
+    n = len(kept)
+    return pd.DataFrame(
+        {
+            "path": [f"images/{i}.png" for i in range(n)],
+            "kept": kept,
+            "copies": copies,
+            "target": [np.eye(3)[i % 3].tolist() for i in range(n)],
+            "weight": np.linspace(0.5, 1.0, n),
+            "true_label": [2] * n,
+        }
+    )
+
+
+def dataset(tmp_path):
+    return Dataset(pd.DataFrame(), ("a", "b", "c"), tmp_path)
+
+
+def test_pseudo_train_set_repeats_kept_rows_by_copies(tmp_path):
+    table = refined_table([True, False, True], [2, 0, 1])
+    train_set = pseudo_train_set(dataset(tmp_path), table, gen=1)
+    assert [p.rsplit("/", 1)[1] for p in train_set.paths] == ["0.png", "0.png", "2.png"]
+    assert train_set.targets.shape == (3, 3)
+    assert train_set.targets[2].tolist() == [0, 0, 1]
+    assert train_set.weights.tolist() == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_pseudo_train_set_ignores_truth(tmp_path):
+    table = refined_table([True, True, True], [1, 1, 1])
+    shuffled = table.assign(true_label=[0, 1, 2])
+    a = pseudo_train_set(dataset(tmp_path), table, gen=1)
+    b = pseudo_train_set(dataset(tmp_path), shuffled, gen=1)
+    assert a.paths == b.paths and np.array_equal(a.targets, b.targets)
+
+
+def test_nothing_kept_is_a_clear_error(tmp_path):
+    table = refined_table([False, False], [0, 0])
+    with pytest.raises(TrainingError, match="refine@3 kept no pseudo-labels"):
+        pseudo_train_set(dataset(tmp_path), table, gen=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for i in range(24):
+        label = i % 2
+        img = np.zeros((8, 8), np.uint8)
+        # Class 0: bright left half; class 1: bright right half, plus noise.
+        img[:, :4] = 220 if label == 0 else 20
+        img[:, 4:] = 20 if label == 0 else 220
+        img = np.clip(img + rng.integers(0, 30, img.shape), 0, 255).astype(np.uint8)
+        path = root / f"{i}.png"
+        Image.fromarray(img).save(path)
+        paths.append(str(path))
+        labels.append(label)
+    return paths, np.array(labels)
+
+
+def options(**kw):
+    base = dict(
+        epochs=8, lr=0.05, batch_size=8, image_size=8, seed=0,
+        optim=OptimConfig(), augment=AugmentConfig(num_threads=1), input_noise=False,
+    )
+    base.update(kw)
+    return FitOptions(**base)
+
+
+def test_fit_learns_an_easy_task(tiny_images):
+    paths, labels = tiny_images
+    model = create_model(8, 1, 0.0, 0.0, 2)
+    history = fit(model, TrainSet.from_labels(paths, labels, 2), None, options(), "cpu", "t")
+    assert len(history) == 8
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["train_accuracy"] >= 0.9
+
+
+def test_fit_with_pseudo_set_counts_both_parts(tiny_images):
+    paths, labels = tiny_images
+    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
+    pseudo = TrainSet.from_labels(paths[8:], labels[8:], 2)
+    model = create_model(8, 1, 0.0, 0.0, 2)
+    history = fit(model, labeled, pseudo, options(epochs=1, batch_ratio=2.0), "cpu", "s")
+    # One epoch = one pass over 16 pseudo rows in batches of 16, each with 8 labeled rows.
+    assert history[0]["train_accuracy"] <= 1.0
+    assert len(history) == 1
+
+
+def test_non_finite_loss_names_the_run_and_epoch(tiny_images):
+    paths, labels = tiny_images
+    model = create_model(8, 1, 0.0, 0.0, 2)
+    with pytest.raises(TrainingError, match=r"train_student@2: loss became nan at epoch 1"):
+        fit(model, TrainSet.from_labels(paths, labels, 2), None, options(lr=1e30), "cpu", "train_student@2")
+
+
+def test_interrupted_training_resumes_to_the_same_result(tiny_images, tmp_path):
+    paths, labels = tiny_images
+    train_set = TrainSet.from_labels(paths, labels, 2)
+    opts = options(epochs=4, input_noise=True)
+    torch.manual_seed(0)
+    reference = create_model(8, 1, 0.2, 0.2, 2)
+    initial = {k: v.clone() for k, v in reference.state_dict().items()}
+    fit(reference, train_set, None, opts, "cpu", "t")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    ckpt = tmp_path / "ckpt.pt"
+    interrupted = create_model(8, 1, 0.2, 0.2, 2)
+    interrupted.load_state_dict(initial)
+    with pytest.raises(Interrupt):
+        fit(interrupted, train_set, None, opts, "cpu", "t", on_epoch=stop_after_two, checkpoint=ckpt)
+    assert ckpt.exists()
+
+    resumed = create_model(8, 1, 0.2, 0.2, 2)
+    resumed.load_state_dict(initial)
+    epochs_run = []
+    history = fit(resumed, train_set, None, opts, "cpu", "t", on_epoch=epochs_run.append, checkpoint=ckpt)
+    assert [r["epoch"] for r in epochs_run] == [3, 4]
+    assert len(history) == 4
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tiny_images, tmp_path):
+    paths, labels = tiny_images
+    train_set = TrainSet.from_labels(paths, labels, 2)
+    ckpt = tmp_path / "ckpt.pt"
+    fit(create_model(8, 1, 0.0, 0.0, 2), train_set, None, options(epochs=2), "cpu", "a", checkpoint=ckpt)
+    epochs_run = []
+    fit(create_model(8, 1, 0.0, 0.0, 2), train_set, None, options(epochs=2, lr=0.01), "cpu", "a",
+        on_epoch=epochs_run.append, checkpoint=ckpt)
+    assert [r["epoch"] for r in epochs_run] == [1, 2]
