@@ -1,0 +1,23 @@
+"""The pseudo-label rule engine: conditions, actions, built-ins, accounting.
+
+`parse_refine_config` validates the ``refine:`` params section once; `refine`
+applies it to one round's pseudo-labels; `format_report` renders the report.
+"""
+
+from selftrain.refine.config import BalanceConfig, RefineConfig, Rule, parse_refine_config
+from selftrain.refine.engine import RefineContext, RefineResult, refine, sharpen
+from selftrain.refine.report import format_report
+from selftrain.refine.round import refine_round
+
+__all__ = [
+    "BalanceConfig",
+    "RefineConfig",
+    "RefineContext",
+    "RefineResult",
+    "Rule",
+    "format_report",
+    "parse_refine_config",
+    "refine",
+    "refine_round",
+    "sharpen",
+]
