@@ -1,0 +1,331 @@
+"""The HTML report and the DVC plot data, on synthetic artifacts (see report_fixtures)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from report_fixtures import CLASS_NAMES, DROP_RULE, RELABEL_RULE, Options, build_project
+from selftrain.inspection import round_summary
+from selftrain.paths import ProjectPaths
+from selftrain.report import (
+    CONFIDENCE_PLOT_COLUMNS,
+    GENERATION_PLOT_COLUMNS,
+    INDEX_SECTIONS,
+    ROUND_PLOT_COLUMNS,
+    ROUND_SECTIONS,
+    TILE_CAP,
+    write_plot_data,
+    write_report,
+)
+
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class Page(HTMLParser):
+    """A parsed page: tags must nest and close properly; ids, images, links and tiles collected."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.ids: list[str] = []
+        self.images: list[dict] = []
+        self.links: list[str] = []
+        self.tiles_by_grid: dict[str, int] = {}
+        self.grid_stack: list[str] = []
+        self.unavailable: list[str] = []
+        self._in_unavailable = False
+        self.doctype = ""
+        self.feed(text)
+        self.close()
+        assert not self.stack, f"unclosed tags: {self.stack}"
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        classes = (attrs.get("class") or "").split()
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+        grids = [g for g in self.grid_stack if g]
+        if tag == "figure" and "tile" in classes and grids:
+            self.tiles_by_grid[grids[-1]] = self.tiles_by_grid.get(grids[-1], 0) + 1
+        if tag == "div" and {"class-grid", "rule-grid", "rank-grid"} & set(classes):
+            self.grid_stack.append(attrs["id"])
+        elif tag == "div" and self.grid_stack:
+            self.grid_stack.append("")  # an inner div: popped with its end tag
+        if tag == "p" and "unavailable" in classes:
+            self._in_unavailable = True
+        if tag not in VOID_TAGS:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+        if tag == "div" and self.grid_stack:
+            self.grid_stack.pop()
+        if tag == "p":
+            self._in_unavailable = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_unavailable:
+            self.unavailable.append(data)
+
+
+def _pages(report_dir: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(report_dir.glob("*.html"))}
+
+
+def _section(text: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}"[^>]*>(.*?)</section>', text, re.S)
+    assert match, f"no section {section_id}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    # 300 items: about 30 per class, so the kept grids hit TILE_CAP.
+    paths = build_project(tmp_path_factory.mktemp("report") / "project", Options(rounds=3, items=300))
+    index = write_report(paths, paths.root / "reports")
+    return paths, index
+
+
+# ---------------------------------------------------------------------------
+# The full report
+
+
+def test_index_and_one_page_per_round(built):
+    paths, index = built
+    assert index == paths.root / "reports" / "index.html"
+    assert sorted(_pages(index.parent)) == ["index.html", "round1.html", "round2.html", "round3.html"]
+
+
+def test_index_links_to_every_round(built):
+    _, index = built
+    page = Page(index.read_text())
+    for k in (1, 2, 3):
+        assert f"round{k}.html" in page.links
+    for name in ("round1.html", "round3.html"):
+        assert "index.html" in Page((index.parent / name).read_text()).links
+
+
+def test_every_section_present_with_stable_ids(built):
+    _, index = built
+    pages = _pages(index.parent)
+    assert set(INDEX_SECTIONS) <= set(Page(pages["index.html"]).ids)
+    for k in (1, 2, 3):
+        ids = Page(pages[f"round{k}.html"]).ids
+        assert set(ROUND_SECTIONS) <= set(ids), set(ROUND_SECTIONS) - set(ids)
+        assert len(ids) == len(set(ids)), "duplicate ids"
+        assert {f"kept-class-{i}" for i in range(len(CLASS_NAMES))} <= set(ids)
+        assert f"dropped-by-{DROP_RULE}" in ids and f"relabelled-by-{RELABEL_RULE}" in ids
+
+
+def test_pages_are_self_contained_and_well_formed(built):
+    _, index = built
+    for name, text in _pages(index.parent).items():
+        page = Page(text)  # raises on a tag that does not close
+        assert page.doctype.lower() == "doctype html", name
+        assert page.images, name
+        assert all(img["src"].startswith("data:image/png;base64,") for img in page.images), name
+        assert all(img.get("alt") for img in page.images), name
+        assert "http://" not in text and "https://" not in text, name
+        assert "<script" not in text and "<link" not in text and "<iframe" not in text, name
+        assert all(not href or re.fullmatch(r"(index|round\d+)\.html", href) for href in page.links), name
+
+
+def test_round_page_has_the_figures(built):
+    _, index = built
+    ids = Page((index.parent / "round2.html").read_text()).ids
+    for figure in ("class-mix-figure", "confidence-figure", "flip-figure", "confusion-figure"):
+        assert figure in ids
+    index_ids = Page(index.read_text()).ids
+    expected = {"generation-curve", "generation-table", "round-table", "confidence-overview-figure"}
+    assert expected <= set(index_ids)
+
+
+def test_figures_are_decodable_pngs(built):
+    _, index = built
+    for img in Page(index.read_text()).images:
+        png = Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1])))
+        assert png.format == "PNG" and png.width > 100 and png.height > 100
+
+
+def test_first_round_says_why_it_has_no_flips(built):
+    _, index = built
+    text = (index.parent / "round1.html").read_text()
+    assert "no previous round" in _section(text, "flips")
+    assert 'id="flip-figure"' in (index.parent / "round2.html").read_text()
+
+
+def test_tiles_are_capped_and_upscaled_nearest_neighbour(built):
+    paths, index = built
+    page = Page((index.parent / "round2.html").read_text())
+    assert page.tiles_by_grid, "no tile grids"
+    assert max(page.tiles_by_grid.values()) == TILE_CAP  # ~30 kept per class, capped
+    assert page.tiles_by_grid["low-confidence-grid"] == TILE_CAP
+    # The first kept tile of class 0 is the item's own PNG, each pixel an 8x8 block.
+    text = _section((index.parent / "round2.html").read_text(), "kept-images")
+    match = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)" width="64" height="64">', text)
+    assert match
+    tile = np.asarray(Image.open(io.BytesIO(base64.b64decode(match.group(1)))))
+    source = np.asarray(Image.open(paths.images_dir / f"{match.group(2)}.png"))
+    assert tile.shape == (64, 64)
+    assert (tile == np.kron(source, np.ones((8, 8), dtype=np.uint8))).all()
+
+
+def test_tiles_are_captioned_with_confidence_and_rules(built):
+    paths, index = built
+    refined = pd.read_parquet(paths.refined(2)).set_index("item_id")
+    text = (index.parent / "round2.html").read_text()
+    relabels = _section(text, "rule-relabels")
+    tiles = re.findall(r'alt="([^"]+)"[^>]*><figcaption>(.*?)</figcaption>', relabels)
+    assert tiles
+    for item_id, caption in tiles:
+        row = refined.loc[item_id]
+        assert f"conf {row['confidence']:.2f}" in caption
+        assert "7 → 1" in caption and RELABEL_RULE in caption
+    drops = _section(text, "rule-drops")
+    assert f"dropped by {DROP_RULE}" in drops
+    # Lowest-confidence grid is sorted ascending over the kept rows.
+    low = re.findall(r"conf (\d\.\d\d)", _section(text, "low-confidence"))
+    kept_conf = np.sort(refined.loc[refined["kept"], "confidence"].to_numpy())[:TILE_CAP]
+    assert [float(c) for c in low] == pytest.approx(np.round(kept_conf, 2))
+
+
+def test_index_tables_include_the_teacher_generation(built):
+    paths, index = built
+    text = index.read_text()
+    table = re.search(r'<table class="data" id="generation-table">(.*?)</table>', text, re.S).group(1)
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", table)
+    assert rows == ["0", "1", "2", "3"]
+    assert "0.7500" in table  # test accuracy of generation 3
+    kept = int(pd.read_parquet(paths.refined(1))["kept"].sum())
+    assert f'<td class="num">{kept}</td>' in table  # a count, not "{kept}.0000"
+
+
+def test_rewriting_replaces_the_directory_atomically(built, tmp_path):
+    paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
+    out = paths.root / "reports"
+    out.mkdir()
+    (out / "stale.html").write_text("old")
+    write_report(paths, out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "round1.html"]
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".reports")] == []
+
+
+# ---------------------------------------------------------------------------
+# Degrading gracefully
+
+
+def _unavailable(text: str, section_id: str) -> bool:
+    return 'class="unavailable"' in _section(text, section_id)
+
+
+def test_report_without_truth(tmp_path):
+    paths = build_project(tmp_path / "p", Options(rounds=2, items=20, truth=False))
+    index = write_report(paths, paths.root / "reports")
+    text = (index.parent / "round2.html").read_text()
+    Page(text)
+    assert _unavailable(text, "confusion") and _unavailable(text, "canary")
+    assert not _unavailable(text, "kept-images") and 'class="tile unjudged"' in text
+    assert "wrong" not in re.findall(r'class="tile (\w+)"', text)
+
+
+def test_report_without_rules_report_or_rule_columns(tmp_path):
+    options = Options(rounds=2, items=20, rules_report=False, refined_without=("rules", "dropped_by"))
+    paths = build_project(tmp_path / "p", options)
+    index = write_report(paths, paths.root / "reports")
+    text = (index.parent / "round2.html").read_text()
+    page = Page(text)
+    assert _unavailable(text, "rules") and _unavailable(text, "rule-relabels")
+    # Dropped rows still shown, in one grid, since no column says which rule dropped them.
+    assert "dropped-by-rule-unknown" in page.ids
+    assert page.tiles_by_grid["dropped-by-rule-unknown"] == min(
+        TILE_CAP, int((~pd.read_parquet(paths.refined(2))["kept"]).sum())
+    )
+
+
+def test_report_without_refined_tables(tmp_path):
+    paths = build_project(tmp_path / "p", Options(rounds=2, items=20, refined=False))
+    index = write_report(paths, paths.root / "reports")
+    text = (index.parent / "round1.html").read_text()
+    page = Page(text)
+    assert any("no refined table" in note for note in page.unavailable)
+    assert _unavailable(text, "rule-drops")
+    assert sum(page.tiles_by_grid.get(f"kept-class-{i}", 0) for i in range(10)) == 20
+
+
+def test_missing_image_gives_a_placeholder_not_a_broken_link(tmp_path):
+    paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
+    for png in paths.images_dir.glob("*.png"):
+        png.unlink()
+    index = write_report(paths, paths.root / "reports")
+    text = (index.parent / "round1.html").read_text()
+    assert 'class="noimg"' in text
+    assert all(img["src"].startswith("data:") for img in Page(text).images)
+
+
+def test_report_of_an_empty_project(tmp_path):
+    paths = ProjectPaths(tmp_path / "empty")
+    index = write_report(paths, paths.root / "reports")
+    text = index.read_text()
+    assert set(INDEX_SECTIONS) <= set(Page(text).ids)
+    assert _unavailable(text, "generations") and _unavailable(text, "rounds")
+
+
+# ---------------------------------------------------------------------------
+# Plot data for `dvc plots`
+
+
+def test_plot_data_files_and_columns(built):
+    paths, _ = built
+    written = write_plot_data(paths, paths.plots_dir)
+    assert [p.name for p in written] == ["generations.csv", "confidence.csv", "rounds.csv"]
+    generations = pd.read_csv(paths.plots_dir / "generations.csv")
+    assert tuple(generations.columns) == GENERATION_PLOT_COLUMNS
+    assert generations["generation"].tolist() == [0, 1, 2, 3]
+    assert generations["test_accuracy"].tolist() == pytest.approx([0.6, 0.65, 0.7, 0.75])
+    confidence = pd.read_csv(paths.plots_dir / "confidence.csv")
+    assert tuple(confidence.columns) == CONFIDENCE_PLOT_COLUMNS
+    assert confidence.groupby("round")["count"].sum().tolist() == [300, 300, 300]
+    table = pd.read_parquet(paths.pseudo_labels(2))
+    in_bin = ((table["confidence"] >= 0.5) & (table["confidence"] < 0.55)).sum()
+    bin_row = confidence[(confidence["round"] == 2) & np.isclose(confidence["bin"], 0.5)]
+    assert bin_row["count"].item() == in_bin
+    rounds = pd.read_csv(paths.plots_dir / "rounds.csv")
+    assert tuple(rounds.columns) == ROUND_PLOT_COLUMNS
+    kept = [int(pd.read_parquet(paths.refined(k))["kept"].sum()) for k in (1, 2, 3)]
+    assert rounds["kept"].tolist() == kept
+    assert pd.isna(rounds["flipped"].iloc[0]) and rounds["flipped"].iloc[1] >= 0
+
+
+def test_report_from_minimal_tables(tmp_path):
+    """Only item_id and pred, no class list, no metrics: every page and section still renders."""
+    paths = ProjectPaths(tmp_path / "minimal")
+    paths.round_dir(1).mkdir(parents=True)
+    pd.DataFrame({"item_id": ["a", "b", "c"], "pred": [0, 2, 2]}).to_parquet(paths.pseudo_labels(1))
+    summary = round_summary(paths, 1)
+    assert summary["class_counts"]["class"].tolist() == ["0", "1", "2"]  # names from indices
+    assert summary["class_counts"]["teacher"].tolist() == [1, 0, 2]
+    assert summary["quantiles"].empty and summary["rules"].empty
+    index = write_report(paths, paths.root / "reports")
+    text = (index.parent / "round1.html").read_text()
+    page = Page(text)
+    assert set(ROUND_SECTIONS) <= set(page.ids)
+    assert _unavailable(text, "confidence") and _unavailable(text, "low-confidence")
+    assert text.count('class="noimg"') == 3  # no path column: placeholders, not broken images
+    assert write_plot_data(paths, paths.plots_dir)[1].read_text().strip() == ",".join(CONFIDENCE_PLOT_COLUMNS)
