@@ -7,12 +7,13 @@ is allowed. Library code receives these objects, never raw dicts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -166,19 +167,78 @@ class Params:
         return g.width, g.depth
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate `params.yaml`; raise ConfigError naming the file and key."""
+def read_raw_params(path: str | Path) -> Any:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such params file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Sequence[str] = ()) -> Params:
+    """Read and validate `params.yaml` (plus KEY=VALUE overrides); errors name the file and key."""
+    path = Path(path)
+    raw = read_raw_params(path)
     try:
+        if overrides:
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"top level: expected a mapping, got {type(raw).__name__}")
+            raw = apply_overrides(raw, overrides)
         return params_from_dict(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict:
+    """A copy of raw params with `key.path[i].leaf=value` overrides applied (as `dvc exp run -S`).
+
+    Values are parsed as YAML (`0.8`, `true`, `[a, b]`); the key path must already exist,
+    except for a new leaf key inside an existing mapping.
+    """
+    result = copy.deepcopy(dict(raw))
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r}: expected KEY=VALUE")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {override!r}: value is not valid YAML") from None
+        steps = _key_steps(key)
+        node: Any = result
+        for depth, step in enumerate(steps[:-1]):
+            node = _step_into(node, step, key, steps[: depth + 1])
+        last = steps[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or not -len(node) <= last < len(node):
+                raise ConfigError(f"override {key}: no list item [{last}] there")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"override {key}: {last!r} is not inside a mapping")
+        node[last] = value
+    return result
+
+
+def _key_steps(key: str) -> list[str | int]:
+    steps: list[str | int] = []
+    for part in key.split("."):
+        name, *indices = part.split("[")
+        if name:
+            steps.append(name)
+        for index in indices:
+            if not index.endswith("]") or not index[:-1].lstrip("-").isdigit():
+                raise ConfigError(f"override {key}: bad list index [{index}")
+            steps.append(int(index[:-1]))
+    return steps
+
+
+def _step_into(node: Any, step: str | int, key: str, walked: list) -> Any:
+    try:
+        return node[step]
+    except (KeyError, IndexError, TypeError):
+        where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in walked).lstrip(".")
+        raise ConfigError(f"override {key}: no such key {where}") from None
 
 
 def params_from_dict(raw: Any) -> Params:
@@ -324,6 +384,7 @@ __all__ = [
     "Params",
     "StudentConfig",
     "TeacherConfig",
+    "apply_overrides",
     "load_params",
     "params_from_dict",
 ]

@@ -53,6 +53,16 @@ class ProjectPaths:
         return self.root / "metrics" / f"gen{gen}.json"
 
     @property
+    def reports_dir(self) -> Path:
+        """The HTML report; `write_report` replaces this whole directory."""
+        return self.root / "reports"
+
+    @property
+    def loop_plots_dir(self) -> Path:
+        """Plot data across generations (accuracy curve, confidence histograms)."""
+        return self.plots_dir / "loop"
+
+    @property
     def plots_dir(self) -> Path:
         return self.root / "plots"
 

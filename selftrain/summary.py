@@ -1,0 +1,74 @@
+"""The per-generation summary table, read back from the round artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from selftrain.data import TRUTH_COLUMN
+from selftrain.paths import ProjectPaths
+
+SUMMARY_COLUMNS = (
+    "generation",
+    "width",
+    "depth",
+    "parameters",
+    "pseudo_kept",
+    "pseudo_accuracy",
+    "test_accuracy",
+    "macro_f1",
+)
+
+
+def kept_label_accuracy(refined: pd.DataFrame) -> float | None:
+    """Canary: share of kept pseudo-labels that match the truth, where truth is known."""
+    if TRUTH_COLUMN not in refined.columns:
+        return None
+    kept = refined[refined["kept"] & refined[TRUTH_COLUMN].notna()]
+    if kept.empty:
+        return None
+    return float((kept["label"].astype("int64") == kept[TRUTH_COLUMN].astype("int64")).mean())
+
+
+def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
+    """One row per generation 0..generations that has metrics on disk."""
+    rows = []
+    for gen in range(generations + 1):
+        metrics_path = paths.metrics(gen)
+        if not metrics_path.exists():
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        row = {
+            "generation": gen,
+            "width": metrics["width"],
+            "depth": metrics["depth"],
+            "parameters": metrics["num_parameters"],
+            "pseudo_kept": None,
+            "pseudo_accuracy": None,
+            "test_accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+        }
+        if gen > 0 and paths.refined(gen).exists():
+            refined = pd.read_parquet(paths.refined(gen))
+            row["pseudo_kept"] = int(refined["kept"].sum())
+            row["pseudo_accuracy"] = kept_label_accuracy(refined)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def table_records(table: pd.DataFrame) -> list[dict]:
+    """Rows as plain dicts, missing values as None (not NaN), for flow results and JSON."""
+    return [
+        {key: (None if pd.isna(value) else value) for key, value in row.items()}
+        for row in table.astype(object).to_dict(orient="records")
+    ]
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Fixed-width text for logs and terminals."""
+    shown = table.copy()
+    for column in ("pseudo_accuracy", "test_accuracy", "macro_f1"):
+        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    shown["pseudo_kept"] = shown["pseudo_kept"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+    return shown.to_string(index=False)

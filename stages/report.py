@@ -1,0 +1,23 @@
+"""report: the offline HTML report and cross-generation plot data, from the round artifacts."""
+
+from pathlib import Path
+
+from selftrain.paths import ProjectPaths
+from selftrain.report import write_plot_data, write_report
+from stages.common import parser, run
+
+
+def main(argv=None):
+    p = parser(__doc__)
+    p.add_argument("--root", default=".", help="project root holding data/, metrics/")
+    p.add_argument("--out", default="reports", help="report directory (replaced whole)")
+    p.add_argument("--plots-out", default="plots/loop", help="plot data directory")
+    args = p.parse_args(argv)
+    paths = ProjectPaths(Path(args.root))
+    index = write_report(paths, args.out)
+    written = write_plot_data(paths, args.plots_out)
+    print(f"report: {index}; plot data: {', '.join(str(w) for w in written)}")
+
+
+if __name__ == "__main__":
+    run(main)
