@@ -1,0 +1,1 @@
+"""Prefect orchestration: the generation loop runs DVC stages; no ML logic here."""

@@ -1,0 +1,139 @@
+"""`selftrain`: the console script. Thin: parse, then call a flow or the library.
+
+  selftrain run                      the Prefect flow over the DVC stages
+  selftrain refine --gen K --dry-run try rules on round K; writes nothing
+  selftrain inspect --gen K          round K's tables in the terminal
+  selftrain report                   the offline HTML report under reports/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selftrain.errors import ConfigError, SelftrainError
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here so that the other commands do not pay for Prefect's start-up.
+    import pandas as pd
+
+    from flows.loop import noisy_student_loop
+    from selftrain.summary import SUMMARY_COLUMNS, format_table
+
+    rows = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
+    print(format_table(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))))
+    return 0
+
+
+def _refine(args: argparse.Namespace) -> int:
+    import yaml
+
+    from selftrain.config import apply_overrides, params_from_dict, read_raw_params
+    from selftrain.paths import ProjectPaths
+    from selftrain.refine import format_report, refine_round
+
+    if not args.dry_run:
+        raise ConfigError("selftrain refine only previews (--dry-run); `dvc repro refine@K` writes")
+    root = Path(args.project_dir)
+    paths = ProjectPaths(root)
+    raw = apply_overrides(read_raw_params(root / args.params), args.set)
+    if args.rules_file:
+        # The file's keys replace those of the refine section (e.g. a new `rules:` list).
+        section = yaml.safe_load(Path(args.rules_file).read_text())
+        if not isinstance(section, dict):
+            raise ConfigError(f"{args.rules_file}: expected a mapping of refine keys")
+        raw["refine"] = {**raw.get("refine", {}), **section}
+    params = params_from_dict(raw)
+    result = refine_round(
+        params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen
+    )
+    print(format_report(result.report))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from selftrain import inspection
+    from selftrain.paths import ProjectPaths
+
+    paths = ProjectPaths(Path(args.project_dir))
+    console = Console()
+    if args.item:
+        inspection.render_table(inspection.item_history(paths, args.item), f"item {args.item}", console)
+    elif args.compare:
+        j, k = args.compare
+        inspection.render_summary(inspection.compare_rounds(paths, j, k), console)
+    elif args.gen is not None:
+        inspection.render_summary(inspection.round_summary(paths, args.gen), console)
+    else:
+        raise ConfigError("inspect needs --gen K, --compare J K or --item ID")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from selftrain.paths import ProjectPaths
+    from selftrain.report import write_plot_data, write_report
+
+    paths = ProjectPaths(Path(args.project_dir))
+    index = write_report(paths, args.out or paths.reports_dir)
+    written = write_plot_data(paths, args.plots_out or paths.loop_plots_dir)
+    print(f"report: {index}")
+    for path in written:
+        print(f"plot data: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selftrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--project-dir", default=".", help="DVC project holding dvc.yaml and params.yaml")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the generation loop as a Prefect flow over DVC stages")
+    run.add_argument(
+        "--generations",
+        type=int,
+        default=None,
+        help="stop after generation N (default: all in params.yaml); same as `dvc repro evaluate@N`",
+    )
+    run.set_defaults(handler=_run)
+
+    refine = commands.add_parser("refine", help="preview round K's refinement: per-rule table, class counts")
+    refine.add_argument("--gen", type=int, required=True, help="round K (its pseudo-labels must exist)")
+    refine.add_argument("--dry-run", action="store_true", help="print the rules report; write nothing")
+    refine.add_argument("--params", default="params.yaml", help="params file, relative to the project")
+    refine.add_argument(
+        "-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a param for this preview, e.g. -S refine.rules[0].when.value=0.8 (repeatable)",
+    )
+    refine.add_argument("--rules-file", help="YAML mapping whose keys replace the refine section's")
+    refine.set_defaults(handler=_refine)
+
+    inspect = commands.add_parser("inspect", help="tables of one round, two rounds, or one item")
+    inspect.add_argument("--gen", type=int, help="round K")
+    inspect.add_argument("--compare", type=int, nargs=2, metavar=("J", "K"), help="two rounds side by side")
+    inspect.add_argument("--item", help="one item's history across rounds")
+    inspect.set_defaults(handler=_inspect)
+
+    report = commands.add_parser("report", help="write the offline HTML report and plot data")
+    report.add_argument("--out", default=None, help="report directory (default: reports/)")
+    report.add_argument("--plots-out", default=None, help="plot data directory (default: plots/loop/)")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SelftrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

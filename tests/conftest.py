@@ -1,0 +1,104 @@
+"""Shared fixtures: tiny params, and real temporary git + DVC projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# What a project copy needs to run the pipeline (no data, no models: those are made).
+PROJECT_FILES = ("selftrain", "stages", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
+
+# Stages run `python -m stages.x` under DVC: this interpreter must be first on PATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def tiny_params(base: dict | None = None) -> dict:
+    """The shipped params shrunk to seconds: 2 generations, 1 epoch, 300 digits."""
+    params = base or yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"].update(subset=300, image_size=16, labeled_fraction=0.2)
+    params["teacher"].update(width=8, depth=1, epochs=2, batch_size=16)
+    params["student"].update(epochs=1, batch_size=16, batch_ratio=2.0)
+    params["augment"].update(num_threads=1)
+    params["infer"].update(batch_size=64)
+    params["refine"]["threshold"] = 0.0
+    params["generations"] = {
+        "1": {"teacher": 0, "width": 8, "depth": 1},
+        "2": {"teacher": 1, "width": 12, "depth": 1},
+    }
+    params["evaluate_generations"] = [0, 1, 2]
+    return params
+
+
+def write_params(project: Path, params: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd=project, check=check)
+
+
+def git(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(["git", *args], cwd=project)
+
+
+def ran_stages(repro_output: str) -> list[str]:
+    """Stage names DVC ran (not skipped) according to `dvc repro` output."""
+    return [
+        line.split("'")[1]
+        for line in repro_output.splitlines()
+        if line.startswith("Running stage '")
+    ]
+
+
+def make_project(dest: Path, params: dict) -> Path:
+    """A fresh git repo with the pipeline's code, `dvc init`, and the given params."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    write_params(dest, params)
+    git(dest, "init", "-q")
+    git(dest, "config", "user.email", "test@localhost")
+    git(dest, "config", "user.name", "test")
+    dvc(dest, "init", "-q")
+    dvc(dest, "config", "core.analytics", "false")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "project")
+    return dest
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    """A copy of a project with its git history, DVC cache and outputs."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def reproduced_project(tmp_path_factory) -> Path:
+    """A tiny project after one full `dvc repro`; copy it before changing it."""
+    project = make_project(tmp_path_factory.mktemp("reproduced") / "project", tiny_params())
+    proc = dvc(project, "repro")
+    (project.parent / "first_repro.log").write_text(proc.stdout)
+    return project
