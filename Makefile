@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test lock clean
+.PHONY: setup browser run test lock clean
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	$(BIN)/selftrain run
 
-test: setup
+# The report test opens pages in a real headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 lock: setup
