@@ -1,18 +1,20 @@
-"""prepare: write the embedded dataset's images and the manifest."""
+"""prepare: build the manifest from data.source (embedded digits, folders, or a manifest file)."""
 
 from selftrain.config import load_params
-from selftrain.data import prepare_digits
+from selftrain.sources import SKIPPED_FILE, prepare_source
 from stages.common import parser, run
 
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--out-dir", default="data/prepared", help="where images and manifest go")
+    p.add_argument("--out-dir", default="data/prepared", help="where the manifest (and digits' images) go")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    dataset = prepare_digits(args.out_dir, params.data, params.seed)
-    counts = dataset.manifest["split"].value_counts().to_dict()
-    print(f"prepare: {len(dataset.manifest)} items, splits {counts}")
+    prepared = prepare_source(args.out_dir, params.data, params.seed)
+    counts = prepared.dataset.manifest["split"].value_counts().to_dict()
+    print(f"prepare: {len(prepared.dataset.manifest)} items, splits {counts}")
+    if prepared.skipped:
+        print(f"prepare: skipped {prepared.skipped} unreadable unlabeled image(s); see {args.out_dir}/{SKIPPED_FILE}")
 
 
 if __name__ == "__main__":
