@@ -1,6 +1,7 @@
 """`selftrain`: the console script. Thin: parse, then call a flow or the library.
 
   selftrain run                      the Prefect flow over the DVC stages
+  selftrain serve --cron "0 3 * * 0" a scheduled deployment of that flow
   selftrain refine --gen K --dry-run try rules on round K; writes nothing
   selftrain inspect --gen K          round K's tables in the terminal
   selftrain report                   the offline HTML report under reports/
@@ -22,8 +23,30 @@ def _run(args: argparse.Namespace) -> int:
     from flows.loop import noisy_student_loop
     from selftrain.summary import SUMMARY_COLUMNS, format_table
 
-    rows = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
-    print(format_table(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))))
+    result = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
+    print(format_table(pd.DataFrame(result["rows"], columns=list(SUMMARY_COLUMNS))))
+    print(f"best: generation {result['best_generation']} (models/best.json)")
+    if result["stop_reason"]:
+        print(f"stopped after generation {result['stopped_after']}: {result['stop_reason']}")
+    print(f"saved as DVC experiment {result['experiment']} (dvc exp show)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.loop import noisy_student_loop
+
+    if (args.cron is None) == (args.interval is None):
+        raise ConfigError("serve needs exactly one of --cron or --interval")
+    # Blocks, polling the Prefect server for scheduled runs of this deployment.
+    # limit=1: one run at a time per server process (a run holds the workspace).
+    noisy_student_loop.serve(
+        name=args.name,
+        cron=args.cron,
+        interval=args.interval,
+        parameters={"project_dir": str(Path(args.project_dir).resolve())},
+        limit=1,
+        description="Scheduled noisy-student retraining over the DVC pipeline",
+    )
     return 0
 
 
@@ -101,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after generation N (default: all in params.yaml); same as `dvc repro evaluate@N`",
     )
     run.set_defaults(handler=_run)
+
+    serve = commands.add_parser(
+        "serve", help="serve the loop as a scheduled Prefect deployment (needs `prefect server start`)"
+    )
+    serve.add_argument("--cron", help='cron schedule, e.g. "0 3 * * 0" (Sundays 03:00)')
+    serve.add_argument("--interval", type=float, help="seconds between runs")
+    serve.add_argument("--name", default="scheduled-retraining", help="deployment name")
+    serve.set_defaults(handler=_serve)
 
     refine = commands.add_parser("refine", help="preview round K's refinement: per-rule table, class counts")
     refine.add_argument("--gen", type=int, required=True, help="round K (its pseudo-labels must exist)")
