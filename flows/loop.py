@@ -7,24 +7,31 @@ decides what is cached, records lineage in dvc.lock, and a flow run leaves
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from flows.artifacts import publish_round
+from flows.sharding import run_shards
 from selftrain.config import load_params
+from selftrain.gate import decide, val_accuracy
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
+from selftrain.workspace import hold_workspace
 
 STDERR_TAIL_LINES = 20
-# Runs after the last generation; it reads every round, so a shortened run skips it.
+# Run after the loop, whether it ended or the gate stopped it: they read every
+# generation evaluated so far.
+SELECT_BEST_STAGE = "select_best"
 REPORT_STAGE = "report"
 
 
@@ -40,10 +47,10 @@ class StageRun:
 
 
 def stage_order(generations: int) -> list[str]:
-    """DVC stage names in the order the loop runs them."""
+    """DVC stage names of generations 0..N in the order the loop runs them."""
     order = ["prepare", "train_teacher", "evaluate@0"]
     for k in range(1, generations + 1):
-        order += [f"infer@{k}", f"refine@{k}", f"train_student@{k}", f"evaluate@{k}"]
+        order += round_stages(k)
     return order
 
 
@@ -64,7 +71,8 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger(__name__)
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], task_run_name="dvc repro {stage}")
+# Retries here are defaults for `run_stage.fn` callers; the flow sets them from params.loop.
+@task(retries=2, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
 def run_stage(stage: str, project_dir: str) -> StageRun:
     """Run one DVC stage (cached stages are skipped by DVC itself)."""
     logger = _logger()
@@ -79,6 +87,11 @@ def run_stage(stage: str, project_dir: str) -> StageRun:
     seconds = time.perf_counter() - started
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
+        if "Unable to acquire lock" in output:
+            raise StageFailed(
+                f"dvc repro {stage}: another DVC command is using this repository "
+                f"({Path(project_dir).resolve()}); wait for it to finish and run again"
+            )
         tail = "\n".join(output.splitlines()[-STDERR_TAIL_LINES:])
         raise StageFailed(f"dvc repro {stage} failed (exit {proc.returncode}):\n{tail}")
     ran = "didn't change, skipping" not in output
@@ -86,31 +99,106 @@ def run_stage(stage: str, project_dir: str) -> StageRun:
     return StageRun(stage=stage, seconds=seconds, ran=ran)
 
 
+def round_stages(gen: int) -> list[str]:
+    return [f"infer@{gen}", f"refine@{gen}", f"train_student@{gen}", f"evaluate@{gen}"]
+
+
+def experiment_name(flow_run_id: str | None) -> str:
+    """A git-ref-safe DVC experiment name carrying the run's time and id."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"run-{stamp}-{(flow_run_id or 'local')[:8]}"
+
+
+@task(task_run_name="dvc exp save {name}")
+def save_experiment(project_dir: str, name: str, stages: list[str]) -> str:
+    """Record the finished run (params, metrics, dvc.lock) as a DVC experiment."""
+    # Metrics, plots and reports are git-tracked outputs (cache: false) that a fresh
+    # workspace has not committed yet; without them `dvc exp show` has no metrics.
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    include = [arg for path in untracked for arg in ("--include-untracked", path)]
+    proc = subprocess.run(
+        # Limited to the stages this run produced: a stopped or shortened run has no
+        # outputs for later generations, and DVC refuses to save missing outputs.
+        [sys.executable, "-m", "dvc", "exp", "save", "--name", name, *include, *stages],
+        cwd=project_dir,
+        env=_stage_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc exp save failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+    return name
+
+
 @flow(name="noisy-student-loop", log_prints=True)
-def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -> list[dict]:
-    """Run prepare, the teacher, then each generation's infer, refine, train_student, evaluate.
+def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -> dict:
+    """Run prepare and the teacher, then each generation's infer, refine,
+    train_student and evaluate, until the last generation or the gate stops it.
 
     Args:
         project_dir: the DVC project (holds dvc.yaml and params.yaml).
         generations: stop after this generation (default: every generation in
-            params.yaml). The run equals `dvc repro evaluate@N`.
+            params.yaml). The run equals `dvc repro evaluate@N` (then select_best, report).
 
     Returns:
-        One summary row per generation (teacher first).
+        `rows` (one summary row per generation run, teacher first), `best_generation`,
+        `stopped_after` and `stop_reason` (None when the loop ran to its end),
+        and `experiment` (the DVC experiment name of this run).
     """
     logger = get_run_logger()
     params = load_params(Path(project_dir) / "params.yaml")
+    paths = ProjectPaths(Path(project_dir))
     last = params.num_generations if generations is None else generations
     if not 0 <= last <= params.num_generations:
         raise ValueError(
             f"generations={last}: params.yaml defines generations 1..{params.num_generations}"
         )
-    for stage in stage_order(last):
-        run_stage(stage, project_dir)
-        if stage.startswith("evaluate@") and stage != "evaluate@0":
-            publish_round(project_dir, int(stage.split("@")[1]))
-    if last == params.num_generations:
-        run_stage(REPORT_STAGE, project_dir)
-    table = generation_table(ProjectPaths(Path(project_dir)), last)
-    logger.info("per-generation summary:\n%s", format_table(table))
-    return table_records(table)
+    stage = run_stage.with_options(
+        retries=params.loop.retries, retry_delay_seconds=params.loop.retry_delay_seconds
+    )
+    decision = None
+    with hold_workspace(project_dir, params.loop.lock_timeout_seconds):
+        for name in stage_order(0):
+            stage(name, project_dir)
+        val_accuracies = [val_accuracy(paths, 0)]
+        for gen in range(1, last + 1):
+            if params.infer.num_shards > 1:
+                # The shards run as tasks (threads or Dask); `dvc repro infer@k` then
+                # finds every part written by this teacher and only records the round.
+                run_shards(project_dir, gen, params)
+            for name in round_stages(gen):
+                stage(name, project_dir)
+            publish_round(project_dir, gen)
+            val_accuracies.append(val_accuracy(paths, gen))
+            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience)
+            if decision.stop:
+                logger.warning("stopping the loop: %s", decision.reason)
+                break
+        ran_until = len(val_accuracies) - 1
+        stage(SELECT_BEST_STAGE, project_dir)
+        stage(REPORT_STAGE, project_dir)
+        produced = stage_order(ran_until) + [SELECT_BEST_STAGE, REPORT_STAGE]
+        experiment = save_experiment(project_dir, experiment_name(_flow_run_id()), produced)
+    best = json.loads(paths.best_pointer.read_text())["generation"]
+    table = generation_table(paths, ran_until)
+    logger.info("per-generation summary (best: generation %d):\n%s", best, format_table(table))
+    stopped = decision is not None and decision.stop
+    return {
+        "rows": table_records(table),
+        "best_generation": best,
+        "stopped_after": ran_until if stopped else None,
+        "stop_reason": decision.reason if stopped else None,
+        "experiment": experiment,
+    }
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return flow_run.id

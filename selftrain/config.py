@@ -20,7 +20,12 @@ import yaml
 from selftrain.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "gpu", "cpu")
-SOURCE_CHOICES = ("digits",)
+TASK_RUNNER_CHOICES = ("thread", "dask")
+# auto: NCCL when training on GPUs, else gloo.
+BACKEND_CHOICES = ("auto", "gloo", "nccl")
+# digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
+SOURCE_CHOICES = ("digits", "folders", "manifest")
+MANIFEST_SUFFIXES = (".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -32,12 +37,36 @@ class DataConfig:
     labeled_fraction: float = 0.05
     # 0 keeps every item; a positive number keeps a stratified subset (tiny test runs).
     subset: int = 0
+    # Where the folders and manifest sources read images (relative to the project root);
+    # the prepare stage depends on it in dvc.yaml, so DVC reruns it when the data changes.
+    raw_dir: str = "data/raw"
+    # source 'manifest': the CSV or Parquet file (relative to the project root).
+    manifest: str | None = None
+    # Class names in index order; None: the sorted folder names or distinct labels.
+    classes: tuple[str, ...] | None = None
+    # Let manifest paths resolve outside raw_dir (such files are not tracked with it).
+    allow_outside_root: bool = False
 
     def validate(self, path: str) -> None:
         _choice(self.source, SOURCE_CHOICES, f"{path}.source")
+        if not self.raw_dir.strip():
+            raise ConfigError(f"{path}.raw_dir: must not be empty")
+        if self.source == "manifest" and not self.manifest:
+            raise ConfigError(f"{path}.manifest: required when {path}.source is 'manifest'")
+        if self.manifest is not None and not self.manifest.lower().endswith(MANIFEST_SUFFIXES):
+            raise ConfigError(
+                f"{path}.manifest: expected a {' or '.join(MANIFEST_SUFFIXES)} file, got {self.manifest!r}"
+            )
+        if self.subset and self.source != "digits":
+            raise ConfigError(f"{path}.subset: only the digits source takes a subset; set it to 0")
+        if self.classes is not None:
+            if self.source == "digits":
+                raise ConfigError(f"{path}.classes: the digits source names its own classes; set it to null")
+            _class_names(self.classes, f"{path}.classes")
         _range(self.image_size, 8, 512, f"{path}.image_size")
         _range(self.test_fraction, 0.01, 0.9, f"{path}.test_fraction")
-        _range(self.val_fraction, 0.0, 0.5, f"{path}.val_fraction")
+        # The generation gate and select_best choose on val, never on test: val is required.
+        _range(self.val_fraction, 0.01, 0.5, f"{path}.val_fraction")
         _range(self.labeled_fraction, 0.001, 0.99, f"{path}.labeled_fraction")
         _range(self.subset, 0, 10**9, f"{path}.subset")
 
@@ -119,9 +148,52 @@ class OptimConfig:
 @dataclass(frozen=True)
 class InferConfig:
     batch_size: int = 256
+    # The pool is split into this many contiguous shards, each written as its own part.
+    num_shards: int = 1
+    # Read by the flow only: where it fans the shards out ("thread": this machine;
+    # "dask": the cluster at dask_address or $SELFTRAIN_DASK_ADDRESS, else a local one).
+    task_runner: str = "thread"
+    dask_address: str | None = None
 
     def validate(self, path: str) -> None:
         _range(self.batch_size, 1, 65_536, f"{path}.batch_size")
+        _range(self.num_shards, 1, 100_000, f"{path}.num_shards")
+        _choice(self.task_runner, TASK_RUNNER_CHOICES, f"{path}.task_runner")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Data-parallel training (PyTorch DDP): how many processes train one model."""
+
+    # World size: processes over all machines; >1 makes a train stage relaunch itself
+    # under torchrun on this machine (or check the world size when torchrun started it).
+    processes: int = 1
+    backend: str = "auto"
+
+    def validate(self, path: str) -> None:
+        _range(self.processes, 1, 4096, f"{path}.processes")
+        _choice(self.backend, BACKEND_CHOICES, f"{path}.backend")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How the flow walks the generations: the gate, and retries of a failing stage."""
+
+    # Student k counts as a gain when it beats its teacher's val accuracy by more than this.
+    min_gain: float = 0.0
+    # Stop after this many generations in a row without a gain.
+    patience: int = 1
+    retries: int = 2
+    retry_delay_seconds: float = 5.0
+    # How long a run waits for another run holding the same workspace before failing.
+    lock_timeout_seconds: float = 0.0
+
+    def validate(self, path: str) -> None:
+        _range(self.min_gain, -1.0, 1.0, f"{path}.min_gain")
+        _range(self.patience, 1, 1000, f"{path}.patience")
+        _range(self.retries, 0, 100, f"{path}.retries")
+        _range(self.retry_delay_seconds, 0.0, 3600.0, f"{path}.retry_delay_seconds")
+        _range(self.lock_timeout_seconds, 0.0, 86_400.0, f"{path}.lock_timeout_seconds")
 
 
 @dataclass(frozen=True)
@@ -131,10 +203,17 @@ class GenerationConfig:
     teacher: int
     width: int
     depth: int
+    # Optional overrides of student.epochs / student.lr for this generation only.
+    epochs: int | None = None
+    lr: float | None = None
 
     def validate(self, path: str) -> None:
         _range(self.width, 4, 4096, f"{path}.width")
         _range(self.depth, 1, 64, f"{path}.depth")
+        if self.epochs is not None:
+            _range(self.epochs, 1, 10_000, f"{path}.epochs")
+        if self.lr is not None:
+            _range(self.lr, 1e-8, 10.0, f"{path}.lr")
 
 
 @dataclass(frozen=True)
@@ -146,6 +225,8 @@ class Params:
     student: StudentConfig
     optim: OptimConfig
     infer: InferConfig
+    loop: LoopConfig
+    distributed: DistributedConfig
     # Raw `refine` section; parsed by selftrain.refine (it knows the class names).
     refine: Mapping[str, Any]
     generations: Mapping[int, GenerationConfig]
@@ -251,6 +332,8 @@ def params_from_dict(raw: Any) -> Params:
         "student": StudentConfig,
         "optim": OptimConfig,
         "infer": InferConfig,
+        "loop": LoopConfig,
+        "distributed": DistributedConfig,
     }
     allowed = {"seed", "refine", "generations", "evaluate_generations", *sections}
     unknown = sorted(set(raw) - allowed)
@@ -348,19 +431,41 @@ def _typed(value: Any, hint: Any, path: str):
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in typing.get_args(hint):
-            if option is type(None) and value is None:
-                return None
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
             try:
                 return _typed(value, option, path)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
+    if origin in (list, tuple):
+        # list[T] or tuple[T, ...] from a YAML list; frozen configs keep tuples.
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_hint = typing.get_args(hint)[0] if typing.get_args(hint) else Any
+        items = [_typed(item, item_hint, f"{path}[{i}]") for i, item in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     return value
 
 
 def _range(value: float, low: float, high: float, path: str) -> None:
     if not low <= value <= high:
         raise ConfigError(f"{path}: must be in [{low}, {high}], got {value!r}")
+
+
+def _class_names(names: tuple[str, ...], path: str) -> None:
+    if len(names) < 2:
+        raise ConfigError(f"{path}: need at least two class names, got {list(names)}")
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise ConfigError(f"{path}[{i}]: class names must not be empty")
+    seen = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{path}[{i}]: duplicate class name {name!r}")
+        seen.add(name)
 
 
 def _choice(value: str, choices: tuple[str, ...], path: str) -> None:
@@ -378,8 +483,10 @@ def _model_ranges(cfg, path: str) -> None:
 __all__ = [
     "AugmentConfig",
     "DataConfig",
+    "DistributedConfig",
     "GenerationConfig",
     "InferConfig",
+    "LoopConfig",
     "OptimConfig",
     "Params",
     "StudentConfig",

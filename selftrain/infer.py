@@ -2,24 +2,43 @@
 
 The teacher infers without noise: eval mode (no dropout, no stochastic depth)
 and a DALI pipeline with `train=False` (no augmentation, fixed order).
+
+The round's table is a directory with one part per shard of the pool
+(`part-00000.parquet`, ...). Shard i is the i-th contiguous range of the pool in
+manifest order and the part names sort in shard order, so `pd.read_parquet` of the
+directory reads the rows in pool order. A part is streamed to disk one row group
+per batch: memory holds one batch of probabilities, never the pool's (N, C).
+
+A part carries a fingerprint of what made it (teacher weights, the params the
+stage reads, the shard's manifest rows, this code) in its parquet metadata; a
+part whose fingerprint matches is not computed again, any other is replaced.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from torch import nn
 
+from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader
 from selftrain.augment import resolve_device
 from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset
+from selftrain.errors import DataError
+from selftrain.paths import pseudo_label_part
 from selftrain.train import torch_device
 
-# Columns of `pseudo_labels.parquet`, in order; later columns only ever get added.
+# Columns of the pseudo-label table, in order; later columns only ever get added.
 PSEUDO_LABEL_COLUMNS = (
     "item_id",
     "path",
@@ -30,9 +49,40 @@ PSEUDO_LABEL_COLUMNS = (
     "entropy",
     "probs",
 )
+# Parquet (schema) metadata key of a part's fingerprint.
+FINGERPRINT_KEY = b"selftrain.fingerprint"
+# Bump when a part's content changes for a reason the fingerprint cannot see.
+_PART_FORMAT = b"pseudo-label-part/1"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard_id: int
+    rows: int
+    # False when a part with the same fingerprint was already there and was kept.
+    written: bool
 
 
 @torch.no_grad()
+def predict_batches(
+    model: nn.Module,
+    paths: Sequence[str],
+    *,
+    image_size: int,
+    batch_size: int,
+    augment: AugmentConfig,
+    device: str,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (indices (B,) into `paths`, class probabilities (B, C)) batch by batch,
+    in the order of `paths`."""
+    model.eval().to(torch_device(device))
+    loader = create_loader(
+        paths, image_size=image_size, batch_size=batch_size, train=False, augment=augment
+    )
+    for images, idx in loader:
+        yield idx.numpy(), torch.softmax(model(images).float(), dim=1).cpu().numpy()
+
+
 def predict_probs(
     model: nn.Module,
     paths: Sequence[str],
@@ -42,17 +92,14 @@ def predict_probs(
     augment: AugmentConfig,
     device: str,
 ) -> np.ndarray:
-    """Class probabilities (N, C), row i for paths[i]."""
-    model.eval().to(torch_device(device))
-    loader = create_loader(
-        paths, image_size=image_size, batch_size=batch_size, train=False, augment=augment
-    )
+    """Class probabilities (N, C), row i for paths[i]; for splits that fit in memory."""
     probs: np.ndarray | None = None
-    for images, idx in loader:
-        batch_probs = torch.softmax(model(images).float(), dim=1).cpu().numpy()  # (B, C)
+    for idx, batch_probs in predict_batches(
+        model, paths, image_size=image_size, batch_size=batch_size, augment=augment, device=device
+    ):
         if probs is None:
             probs = np.empty((len(paths), batch_probs.shape[1]), dtype=np.float32)
-        probs[idx.numpy()] = batch_probs
+        probs[idx] = batch_probs
     assert probs is not None, "create_loader refuses an empty pool"
     return probs
 
@@ -79,11 +126,203 @@ def pseudo_label_table(pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int) 
             "path": pool["path"].to_numpy(),
             "teacher_gen": np.full(len(pool), teacher_gen, dtype=np.int64),
             **summary,
-            "probs": list(probs.astype(np.float64)),
+            # object dtype even for zero rows: Arrow then types it as list<double>.
+            "probs": pd.Series(list(probs.astype(np.float64)), dtype=object),
         }
     )
     extra = [c for c in pool.columns if c not in table.columns and c != "split"]
     return pd.concat([table, pool[extra].reset_index(drop=True)], axis=1)
+
+
+def pseudo_label_schema(pool: pd.DataFrame) -> pa.Schema:
+    """The Arrow schema of every part of a round's table.
+
+    Taken from the whole pool, not from one shard, so that every part has the same
+    types (a metadata column that is all null in one shard is not typed `null` there).
+    """
+    pool_types = pa.Schema.from_pandas(pool.drop(columns=["split"], errors="ignore"), preserve_index=False)
+    computed = {
+        "teacher_gen": pa.int64(),
+        "pred": pa.int64(),
+        "confidence": pa.float64(),
+        "margin": pa.float64(),
+        "entropy": pa.float64(),
+        "probs": pa.list_(pa.float64()),
+    }
+    fields = [
+        pa.field(name, computed[name]) if name in computed else pool_types.field(name)
+        for name in PSEUDO_LABEL_COLUMNS
+    ]
+    fields += [pool_types.field(name) for name in pool_types.names if name not in PSEUDO_LABEL_COLUMNS]
+    return pa.schema(fields)
+
+
+def shard_range(total: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    """[start, end) of shard `shard_id`: contiguous ranges whose sizes differ by at most one."""
+    if not 0 <= shard_id < num_shards:
+        raise ValueError(f"shard_id must be in [0, {num_shards}), got {shard_id}")
+    return total * shard_id // num_shards, total * (shard_id + 1) // num_shards
+
+
+def model_digest(model: nn.Module) -> str:
+    """sha256 of a model's state (names, shapes and bytes of every tensor)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().reshape(-1).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def source_digest(*files: str | Path) -> str:
+    """sha256 of source files, e.g. the code that shapes a part."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()
+
+
+def shard_fingerprint(
+    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, code: str = ""
+) -> str:
+    """Identity of a part: what DVC tracks for the infer stage, narrowed to one shard.
+
+    Args:
+        teacher_digest: `model_digest` of the teacher.
+        rows: the shard's pool rows (manifest order): their ids, paths and metadata.
+        params: `data.image_size` and `infer.batch_size` (the keys the stage declares).
+        code: digest of the calling stage's code; this module's own source is added here.
+    """
+    digest = hashlib.sha256(_PART_FORMAT)
+    for part in (
+        teacher_digest,
+        str(teacher_gen),
+        str(params.data.image_size),
+        str(params.infer.batch_size),
+        source_digest(__file__),
+        code,
+        repr(list(rows.columns)),
+    ):
+        digest.update(part.encode() + b"\0")
+    digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def part_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint stored in a part, or None (no file, not parquet, no fingerprint)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = metadata.get(FINGERPRINT_KEY)
+    return value.decode() if value is not None else None
+
+
+def write_part(
+    model: nn.Module,
+    dataset: Dataset,
+    rows: pd.DataFrame,
+    schema: pa.Schema,
+    params: Params,
+    teacher_gen: int,
+    fingerprint: str,
+    path: str | Path,
+) -> None:
+    """Predict `rows` and stream their table into the parquet file `path`, atomically:
+    one row group per batch, the fingerprint in the file's metadata."""
+    rows = rows.reset_index(drop=True)
+    empty = pseudo_label_table(rows.iloc[:0], np.empty((0, dataset.num_classes)), teacher_gen)
+    # The schema with pandas' metadata (e.g. nullable Int64 true_label reads back as Int64).
+    file_schema = pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
+    file_schema = file_schema.with_metadata({**(file_schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, file_schema) as writer:
+        if rows.empty:  # more shards than rows: an empty part keeps the shard count visible
+            writer.write_table(pa.Table.from_pandas(empty, schema=schema, preserve_index=False))
+            return
+        position = 0
+        for idx, probs in predict_batches(
+            model,
+            dataset.resolve(rows["path"]),
+            image_size=params.data.image_size,
+            batch_size=params.infer.batch_size,
+            augment=params.augment,
+            device=resolve_device(params.augment.device),
+        ):
+            # The part is in pool order only if the loader is; it promises to be (eval mode).
+            if not np.array_equal(idx, np.arange(position, position + len(idx))):
+                raise DataError(f"{path}: the loader returned rows out of order at row {position}")
+            position += len(idx)
+            batch = pseudo_label_table(rows.iloc[idx], probs, teacher_gen)
+            writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
+        if position != len(rows):
+            raise DataError(f"{path}: the loader returned {position} of {len(rows)} rows")
+
+
+def infer_pool(
+    model: nn.Module,
+    dataset: Dataset,
+    params: Params,
+    teacher_gen: int,
+    out_dir: str | Path,
+    *,
+    num_shards: int,
+    shard_ids: Sequence[int] | None = None,
+    code: str = "",
+    on_shard: Callable[[ShardResult], None] | None = None,
+) -> list[ShardResult]:
+    """Write the teacher's unnoised predictions over the unlabeled pool as parts of `out_dir`.
+
+    Args:
+        num_shards: how many contiguous shards the pool is split into.
+        shard_ids: the shards to write; None writes every shard and then removes
+            everything else from `out_dir` (parts of a larger shard count, temporary
+            files of interrupted runs), leaving exactly the round's table.
+        code: digest of the calling stage's code, part of each fingerprint.
+        on_shard: called with each ShardResult as soon as its shard is done.
+
+    A shard whose part already holds the same fingerprint is not computed again.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: expected the directory of the round's parts, found a file")
+    pool = dataset.unlabeled()
+    if pool.empty:
+        raise DataError("infer: the manifest has no unlabeled rows to pseudo-label")
+    wanted = range(num_shards) if shard_ids is None else shard_ids
+    schema = pseudo_label_schema(pool)
+    teacher_digest = model_digest(model)
+    results = []
+    for shard_id in wanted:
+        start, end = shard_range(len(pool), shard_id, num_shards)
+        rows = pool.iloc[start:end]
+        fingerprint = shard_fingerprint(teacher_digest, rows, params, teacher_gen, code)
+        path = pseudo_label_part(out_dir, shard_id)
+        written = part_fingerprint(path) != fingerprint
+        if written:
+            write_part(model, dataset, rows, schema, params, teacher_gen, fingerprint, path)
+        result = ShardResult(shard_id=shard_id, rows=end - start, written=written)
+        results.append(result)
+        if on_shard:
+            on_shard(result)
+    if shard_ids is None:
+        remove_stray_files(out_dir, num_shards)
+    return results
+
+
+def remove_stray_files(out_dir: str | Path, num_shards: int) -> list[Path]:
+    """Remove everything in `out_dir` but the parts of shards 0..num_shards-1; return it."""
+    out_dir = Path(out_dir)
+    keep = {pseudo_label_part(out_dir, i).name for i in range(num_shards)}
+    removed = []
+    for entry in sorted(out_dir.iterdir()) if out_dir.is_dir() else ():
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed.append(entry)
+    return removed
 
 
 def predict_split(
@@ -98,9 +337,3 @@ def predict_split(
         augment=params.augment,
         device=resolve_device(params.augment.device),
     )
-
-
-def infer_pool(model: nn.Module, dataset: Dataset, params: Params, teacher_gen: int) -> pd.DataFrame:
-    """The teacher's unnoised predictions over the unlabeled pool."""
-    pool = dataset.unlabeled()
-    return pseudo_label_table(pool, predict_split(model, dataset, pool, params), teacher_gen)

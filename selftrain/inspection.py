@@ -66,7 +66,7 @@ class RoundData:
     Attributes:
         round: the round k (1..N).
         table: ``refined.parquet`` when it exists (with any column it lacks taken
-            from ``pseudo_labels.parquet``), else ``pseudo_labels.parquet``.
+            from the ``pseudo_labels/`` table), else the ``pseudo_labels/`` table.
         refined: whether `table` went through refinement (has kept/label columns).
         rules_report: the parsed ``rules_report.json``, or None when absent.
         class_names: index -> name.

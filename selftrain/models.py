@@ -17,6 +17,7 @@ from torchvision.ops import Conv2dNormActivation, StochasticDepth
 
 from selftrain.atomic import atomic_dir
 from selftrain.config import Params
+from selftrain.distributed import strip_ddp_prefix
 from selftrain.errors import ModelError
 
 WEIGHTS_FILE = "model.pt"
@@ -151,7 +152,8 @@ def load_model(
     weights_path = Path(model_dir) / WEIGHTS_FILE
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     try:
-        model.load_state_dict(state)
+        # A state dict saved from a DDP wrapper loads too (its keys start with "module.").
+        model.load_state_dict(strip_ddp_prefix(state))
     except RuntimeError as exc:
         raise ModelError(
             f"{weights_path}: weights do not fit the header's architecture "

@@ -10,6 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# One part of a sharded table per shard. Zero-padded, so that the names sort in shard
+# order: pyarrow reads a directory's files sorted by name.
+PART_FILE = "part-{shard_id:05d}.parquet"
+
+
+def pseudo_label_part(table_dir: Path, shard_id: int) -> Path:
+    """The file shard `shard_id` writes inside a sharded table's directory."""
+    return Path(table_dir) / PART_FILE.format(shard_id=shard_id)
+
+
 @dataclass(frozen=True)
 class ProjectPaths:
     root: Path = Path(".")
@@ -30,7 +40,12 @@ class ProjectPaths:
         return self.root / "data" / f"gen{gen}"
 
     def pseudo_labels(self, gen: int) -> Path:
-        return self.round_dir(gen) / "pseudo_labels.parquet"
+        """The round's table: a directory of parts, one per inference shard
+        (`pd.read_parquet` of the directory reads them all, in pool order)."""
+        return self.round_dir(gen) / "pseudo_labels"
+
+    def pseudo_label_part(self, gen: int, shard_id: int) -> Path:
+        return pseudo_label_part(self.pseudo_labels(gen), shard_id)
 
     def refined(self, gen: int) -> Path:
         return self.round_dir(gen) / "refined.parquet"
@@ -40,6 +55,11 @@ class ProjectPaths:
 
     def model_dir(self, gen: int) -> Path:
         return self.root / "models" / f"gen{gen}"
+
+    @property
+    def best_pointer(self) -> Path:
+        """`models/best.json`: which generation's model is the best so far (by val accuracy)."""
+        return self.root / "models" / "best.json"
 
     def checkpoint(self, gen: int) -> Path:
         """Per-epoch training state; outside DVC outputs, which DVC clears before a run."""

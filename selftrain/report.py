@@ -188,7 +188,8 @@ def confidence_histograms(paths: ProjectPaths, rounds: Iterable[int]) -> pd.Data
 
 def _round_confidence(paths: ProjectPaths, k: int) -> np.ndarray | None:
     path = paths.pseudo_labels(k) if paths.pseudo_labels(k).exists() else paths.refined(k)
-    if "confidence" not in pq.read_schema(path).names:
+    # ParquetDataset reads the schema of a file and of a directory of parts alike.
+    if "confidence" not in pq.ParquetDataset(path).schema.names:
         return None
     values = pd.read_parquet(path, columns=["confidence"])["confidence"].to_numpy(dtype=np.float64)
     return values[~np.isnan(values)]
@@ -253,7 +254,7 @@ def _generations_body(paths: ProjectPaths, rounds: Sequence[int]) -> str:
 
 def _rounds_body(rounds: Sequence[int], summaries: dict[int, Summary]) -> str:
     if not rounds:
-        return _note("no rounds on disk yet (data/gen{k}/pseudo_labels.parquet)")
+        return _note("no rounds on disk yet (data/gen{k}/pseudo_labels/)")
     links = "".join(f'<li><a class="round-link" href="{round_page_name(k)}">Round {k}</a></li>' for k in rounds)
     table = _table(round_stats(summaries), "Pseudo-labels per round", "round-table")
     return f'<ul id="round-links">{links}</ul>{table}'

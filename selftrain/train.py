@@ -10,6 +10,7 @@ cycle beside them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -26,6 +27,16 @@ from selftrain.atomic import atomic_path
 from selftrain.augment import ImageLoader, create_loader, resolve_device
 from selftrain.config import AugmentConfig, OptimConfig, Params
 from selftrain.data import Dataset
+from selftrain.distributed import (
+    SINGLE_PROCESS,
+    World,
+    all_ranks_true,
+    data_parallel,
+    gather_objects,
+    min_over_ranks,
+    rank_batch_size,
+    sum_over_ranks,
+)
 from selftrain.errors import TrainingError
 from selftrain.models import ModelHeader, ResNetS3, count_parameters, create_model, header_for
 
@@ -102,6 +113,7 @@ def fit(
     label: str,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
+    world: World = SINGLE_PROCESS,
 ) -> list[dict]:
     """Train `model` in place; return one record per epoch (loss, accuracy on its batches).
 
@@ -113,8 +125,13 @@ def fit(
         checkpoint: file for per-epoch state. When it holds the state of an
             interrupted run of the same training, training resumes after its last
             epoch and ends exactly as an uninterrupted run would. Removed on success.
+            Only rank 0 writes it.
+        world: this process's rank among DDP processes. Each rank reads its own shard
+            of the data with 1/world.size of the batch, so the global batch is the same
+            as with one process; records are over all ranks.
     """
-    seed_everything(options.seed)
+    # Rank 0 keeps the single-process seed; other ranks draw different dropout masks.
+    seed_everything(options.seed + world.rank)
     torch_dev = torch_device(device)
     model.to(torch_dev)
     pseudo_batch = max(1, round(options.batch_size * options.batch_ratio)) if pseudo else 0
@@ -128,11 +145,18 @@ def fit(
             augment=options.augment,
             noise=options.input_noise,
             seed=seed,
+            shard_id=world.rank,
+            num_shards=world.size,
         )
 
-    labeled_loader = loader(labeled, options.batch_size, options.seed)
-    pseudo_loader = loader(pseudo, pseudo_batch, options.seed + 1) if pseudo else None
-    steps_per_epoch = len(pseudo_loader) if pseudo_loader else len(labeled_loader)
+    labeled_loader = loader(labeled, rank_batch_size(options.batch_size, world), options.seed)
+    pseudo_loader = (
+        loader(pseudo, rank_batch_size(pseudo_batch, world), options.seed + 1) if pseudo else None
+    )
+    # Uneven shards give some ranks one batch more; every rank must take the same
+    # number of steps (each step all-reduces gradients), so all take the fewest and
+    # the longer shards leave their last batch of the epoch unused.
+    steps_per_epoch = min_over_ranks(len(pseudo_loader) if pseudo_loader else len(labeled_loader), world)
     total_steps = steps_per_epoch * options.epochs
 
     optimizer = torch.optim.SGD(
@@ -150,24 +174,25 @@ def fit(
     if pseudo:
         pseudo_targets, pseudo_weights = to_dev(pseudo.targets), to_dev(pseudo.weights)
 
-    fingerprint = _fingerprint(model, labeled, pseudo, options, label)
+    fingerprint = _fingerprint(model, labeled, pseudo, options, label, world)
     history: list[dict] = []
-    resumed = _load_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler)
+    resumed = _load_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler, world)
     if resumed:
         history, rng_state = resumed
+    # After loading: DDP starts every rank from rank 0's weights.
+    net = data_parallel(model, world, torch_dev)
     labeled_stream = _forever(labeled_loader)
     # Replay the finished epochs' data order without computing, so that the DALI
     # readers and augmentation RNGs stand where the interrupted run left them.
     for _ in history:
-        for _batch in pseudo_loader if pseudo_loader else range(steps_per_epoch):
+        for _batch in _epoch_batches(pseudo_loader, steps_per_epoch):
             next(labeled_stream)
     if resumed:
         torch.set_rng_state(rng_state)
     for epoch in range(len(history) + 1, options.epochs + 1):
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        batches = pseudo_loader if pseudo_loader else range(steps_per_epoch)
-        for batch in batches:
+        for batch in _epoch_batches(pseudo_loader, steps_per_epoch):
             images, idx = next(labeled_stream)
             idx = idx.to(torch_dev)
             targets, weights = labeled_targets[idx], labeled_weights[idx]
@@ -177,9 +202,12 @@ def fit(
                 images = torch.cat([images, pseudo_images])
                 targets = torch.cat([targets, pseudo_targets[pseudo_idx]])
                 weights = torch.cat([weights, pseudo_weights[pseudo_idx]])
-            logits = model(images)
+            logits = net(images)
             loss = soft_cross_entropy(logits, targets, weights)
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if world.size > 1:
+                finite = all_ranks_true(finite, world)
+            if not finite:
                 raise TrainingError(
                     f"{label}: loss became {loss.item()} at epoch {epoch}; "
                     "lower the learning rate or check the targets"
@@ -191,39 +219,63 @@ def fit(
             loss_sum += loss.item() * len(images)
             correct += (logits.argmax(1) == targets.argmax(1)).sum().item()
             seen += len(images)
+        loss_sum, correct, seen = sum_over_ranks([loss_sum, correct, seen], world)
         record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen}
         history.append(record)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler, history)
+            _save_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler, history, world)
         if on_epoch:
             on_epoch(record)
     return history
 
 
-def _fingerprint(model: nn.Module, labeled: TrainSet, pseudo: TrainSet | None, options: FitOptions, label: str) -> str:
+def _epoch_batches(pseudo_loader: ImageLoader | None, steps: int) -> Iterator:
+    """One epoch's `steps` pseudo-labelled batches (None each for the teacher).
+
+    Stops after `steps` without reading on; the loader finishes an epoch left open
+    before it starts the next.
+    """
+    if pseudo_loader is None:
+        return itertools.repeat(None, steps)
+    return itertools.islice(pseudo_loader, steps)
+
+
+def _fingerprint(
+    model: nn.Module, labeled: TrainSet, pseudo: TrainSet | None, options: FitOptions, label: str, world: World
+) -> str:
     """Identity of a training run: a checkpoint resumes only the run that wrote it."""
     parts = [label, repr(options), str(count_parameters(model))]
+    if world.size > 1:
+        parts.append(f"world={world.size}")
     for train_set in (labeled, pseudo):
         if train_set is not None:
             parts += [str(len(train_set.paths)), str(float(train_set.targets.sum())), str(float(train_set.weights.sum()))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def _save_checkpoint(path: Path, fingerprint: str, model, optimizer, scheduler, history: list[dict]) -> None:
+def _save_checkpoint(
+    path: Path, fingerprint: str, model, optimizer, scheduler, history: list[dict], world: World
+) -> None:
+    # Every rank's RNG (dropout masks differ by rank); collective, so all ranks call it.
+    rng_states = gather_objects(torch.get_rng_state(), world)
+    if not world.is_main:
+        return
     state = {
         "fingerprint": fingerprint,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "history": history,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": rng_states[0],
     }
+    if world.size > 1:
+        state["torch_rng_ranks"] = rng_states
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, scheduler):
-    """(history, torch RNG state) of a matching checkpoint, or None to start fresh."""
+def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, scheduler, world: World):
+    """(history, this rank's torch RNG state) of a matching checkpoint, or None to start fresh."""
     if path is None or not Path(path).exists():
         return None
     try:
@@ -235,7 +287,7 @@ def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, sche
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    return list(state["history"]), state["torch_rng"]
+    return list(state["history"]), state.get("torch_rng_ranks", [state["torch_rng"]])[world.rank]
 
 
 def labeled_train_set(dataset: Dataset) -> TrainSet:
@@ -259,10 +311,13 @@ def pseudo_train_set(dataset: Dataset, refined: pd.DataFrame, gen: int) -> Train
 
 
 def train_teacher(
-    dataset: Dataset, params: Params, on_epoch=None, checkpoint: Path | None = None
+    dataset: Dataset,
+    params: Params,
+    on_epoch=None,
+    checkpoint: Path | None = None,
+    world: World = SINGLE_PROCESS,
 ) -> tuple[ResNetS3, ModelHeader, list[dict]]:
     cfg = params.teacher
-    model = create_model(cfg.width, cfg.depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
     options = FitOptions(
         epochs=cfg.epochs,
         lr=cfg.lr,
@@ -273,6 +328,9 @@ def train_teacher(
         augment=params.augment,
         input_noise=cfg.input_noise,
     )
+    # Seeded initial weights: a rerun of the stage (another process) trains the same model.
+    seed_everything(options.seed)
+    model = create_model(cfg.width, cfg.depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
     history = fit(
         model,
         labeled_train_set(dataset),
@@ -282,6 +340,7 @@ def train_teacher(
         "train_teacher",
         on_epoch,
         checkpoint,
+        world,
     )
     return model, header_for(model, params, dataset.class_names, 0), history
 
@@ -293,13 +352,14 @@ def train_student(
     gen: int,
     on_epoch=None,
     checkpoint: Path | None = None,
+    world: World = SINGLE_PROCESS,
 ) -> tuple[ResNetS3, ModelHeader, list[dict]]:
     cfg = params.student
     width, depth = params.model_size(gen)
-    model = create_model(width, depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
+    generation = params.generations[gen]
     options = FitOptions(
-        epochs=cfg.epochs,
-        lr=cfg.lr,
+        epochs=generation.epochs or cfg.epochs,
+        lr=generation.lr or cfg.lr,
         batch_size=cfg.batch_size,
         image_size=params.data.image_size,
         seed=params.seed + gen,
@@ -308,6 +368,8 @@ def train_student(
         input_noise=cfg.input_noise,
         batch_ratio=cfg.batch_ratio,
     )
+    seed_everything(options.seed)
+    model = create_model(width, depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
     history = fit(
         model,
         labeled_train_set(dataset),
@@ -317,5 +379,6 @@ def train_student(
         f"train_student@{gen}",
         on_epoch,
         checkpoint,
+        world,
     )
     return model, header_for(model, params, dataset.class_names, gen), history

@@ -1,9 +1,15 @@
-"""infer: the teacher's unnoised predictions over the unlabeled pool."""
+"""infer: the teacher's unnoised predictions over the unlabeled pool, shard by shard.
 
-from selftrain.atomic import write_parquet
+Without --shard-id it writes every shard of `infer.num_shards` in this process
+(skipping parts already written by the same teacher and params) and removes any
+other file from --out: that is what `dvc repro` runs. With --shard-id it writes
+one part only, so that many machines can share a round (the flow fans them out).
+"""
+
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.infer import infer_pool
+from selftrain.errors import ConfigError
+from selftrain.infer import infer_pool, source_digest
 from selftrain.models import load_model
 from stages.common import parser, run
 
@@ -13,14 +19,48 @@ def main(argv=None):
     p.add_argument("--gen", type=int, required=True, help="round k: the teacher is model k-1")
     p.add_argument("--manifest", default="data/prepared/manifest.parquet", help="prepared manifest")
     p.add_argument("--teacher", required=True, help="teacher model directory (models/gen{k-1})")
-    p.add_argument("--out", required=True, help="pseudo-label table to write")
+    p.add_argument(
+        "--out", required=True, help="directory of the round's table: one part-NNNNN.parquet per shard"
+    )
+    p.add_argument(
+        "--shard-id",
+        type=int,
+        default=None,
+        help="write only this shard (0-based) and leave other parts alone (default: every shard)",
+    )
+    p.add_argument(
+        "--num-shards",
+        type=int,
+        default=None,
+        help="shards the pool is split into (default: infer.num_shards from the params file)",
+    )
     args = p.parse_args(argv)
     params = load_params(args.params)
+    num_shards = params.infer.num_shards if args.num_shards is None else args.num_shards
+    if num_shards < 1:
+        raise ConfigError(f"--num-shards: must be at least 1, got {num_shards}")
+    if args.shard_id is not None and not 0 <= args.shard_id < num_shards:
+        raise ConfigError(f"--shard-id: must be in [0, {num_shards}), got {args.shard_id}")
     dataset = load_dataset(args.manifest)
     model, header = load_model(args.teacher, dataset.class_names)
-    table = infer_pool(model, dataset, params, teacher_gen=header.generation)
-    write_parquet(table, args.out)
-    print(f"infer@{args.gen}: {len(table)} rows from teacher gen {header.generation}")
+
+    def report(shard):
+        what = "written" if shard.written else "already written by this teacher, kept"
+        print(f"infer@{args.gen}: shard {shard.shard_id}/{num_shards}: {shard.rows} rows {what}")
+
+    results = infer_pool(
+        model,
+        dataset,
+        params,
+        teacher_gen=header.generation,
+        out_dir=args.out,
+        num_shards=num_shards,
+        shard_ids=None if args.shard_id is None else [args.shard_id],
+        code=source_digest(__file__),
+        on_shard=report,
+    )
+    rows = sum(r.rows for r in results)
+    print(f"infer@{args.gen}: {rows} rows in {len(results)} shard(s) from teacher gen {header.generation}")
 
 
 if __name__ == "__main__":

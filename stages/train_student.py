@@ -1,11 +1,14 @@
 """train_student: a noised student on labeled rows plus the round's refined pseudo-labels."""
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+from selftrain.augment import resolve_device
 from selftrain.config import load_params
 from selftrain.data import load_dataset
+from selftrain.distributed import needs_relaunch, process_group, relaunch
 from selftrain.models import save_model
 from selftrain.paths import ProjectPaths
 from selftrain.tracking import log_history
@@ -28,11 +31,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(args.gen)
     params = load_params(args.params)
+    if needs_relaunch(params.distributed):
+        # N copies of this command under torchrun, one per rank; rank 0 writes the outputs.
+        argv = sys.argv[1:] if argv is None else argv
+        sys.exit(relaunch("stages.train_student", argv, params.distributed.processes))
     dataset = load_dataset(args.manifest)
     refined = pd.read_parquet(args.refined)
-    model, header, history = train_student(
-        dataset, refined, params, args.gen, checkpoint=checkpoint
-    )
+    with process_group(params.distributed, resolve_device(params.augment.device)) as world:
+        model, header, history = train_student(
+            dataset, refined, params, args.gen, checkpoint=checkpoint, world=world
+        )
+    if not world.is_main:
+        return
     save_model(model, header, args.out)
     log_history(history, args.live_dir)
     checkpoint.unlink(missing_ok=True)

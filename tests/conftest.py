@@ -13,7 +13,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a project copy needs to run the pipeline (no data, no models: those are made).
-PROJECT_FILES = ("selftrain", "stages", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
+# data/raw holds only its README here; prepare depends on the folder for every source.
+PROJECT_FILES = ("selftrain", "stages", "flows", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw")
 
 # Stages run `python -m stages.x` under DVC: this interpreter must be first on PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -30,12 +31,16 @@ def tiny_params(base: dict | None = None) -> dict:
     params["student"].update(epochs=1, batch_size=16, batch_ratio=2.0)
     params["augment"].update(num_threads=1)
     params["infer"].update(batch_size=64)
+    # A two-epoch teacher is barely confident: keep its pseudo-labels (no thresholds).
     params["refine"]["threshold"] = 0.0
+    params["refine"]["class_thresholds"] = {}
     params["generations"] = {
         "1": {"teacher": 0, "width": 8, "depth": 1},
         "2": {"teacher": 1, "width": 12, "depth": 1},
     }
     params["evaluate_generations"] = [0, 1, 2]
+    # Tiny models are noisy on a tiny val split: never gate here (gate tests set their own).
+    params["loop"].update(min_gain=-1.0, patience=1, retries=0, retry_delay_seconds=0)
     return params
 
 
@@ -102,3 +107,14 @@ def reproduced_project(tmp_path_factory) -> Path:
     proc = dvc(project, "repro")
     (project.parent / "first_repro.log").write_text(proc.stdout)
     return project
+
+
+@pytest.fixture(scope="module")
+def prefect_backend(tmp_path_factory):
+    """An isolated PREFECT_HOME and a temporary local Prefect server for one module's flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect_home")))
+        with prefect_test_harness(server_startup_timeout=120):
+            yield

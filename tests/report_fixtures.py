@@ -200,7 +200,8 @@ def write_round(
 ) -> None:
     """Write round k's artifacts; None skips a file."""
     paths.round_dir(k).mkdir(parents=True, exist_ok=True)
-    pseudo.to_parquet(paths.pseudo_labels(k), index=False)
+    paths.pseudo_labels(k).mkdir(parents=True, exist_ok=True)
+    pseudo.to_parquet(paths.pseudo_label_part(k, 0), index=False)
     if refined is not None:
         refined.to_parquet(paths.refined(k), index=False)
     if report is not None:

@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from conftest import copy_project, dvc, make_project, tiny_params
-from flows.loop import StageFailed, noisy_student_loop, run_stage, stage_order
+from flows.loop import (
+    REPORT_STAGE,
+    SELECT_BEST_STAGE,
+    StageFailed,
+    noisy_student_loop,
+    run_stage,
+    stage_order,
+)
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_backend(tmp_path_factory):
-    # An isolated PREFECT_HOME and a temporary local server for this module's flow runs.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect_home")))
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_backend")]
 
 
 def test_stage_order_walks_generations():
@@ -33,18 +30,19 @@ def test_stage_order_walks_generations():
 @pytest.fixture(scope="module")
 def flow_project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("flow") / "project", tiny_params())
-    rows = noisy_student_loop(project_dir=str(project))
-    return project, rows
+    state = noisy_student_loop(project_dir=str(project), return_state=True)
+    return project, state.result(), state.state_details.flow_run_id
 
 
 def test_flow_leaves_dvc_status_clean(flow_project):
-    project, _ = flow_project
+    project, _, _ = flow_project
     status = dvc(project, "status", "--json")
     assert json.loads(status.stdout) == {}
 
 
 def test_flow_returns_a_row_per_generation(flow_project):
-    project, rows = flow_project
+    project, result, _ = flow_project
+    rows = result["rows"]
     assert [row["generation"] for row in rows] == [0, 1, 2]
     for row in rows:
         metrics = json.loads((project / f"metrics/gen{row['generation']}.json").read_text())
@@ -56,15 +54,20 @@ def test_flow_returns_a_row_per_generation(flow_project):
 
 def test_rerun_of_flow_is_cached(flow_project, tmp_path):
     project = copy_project(flow_project[0], tmp_path / "p")
-    results = [run_stage.fn(stage, str(project)) for stage in stage_order(2)]
+    stages = stage_order(2) + [SELECT_BEST_STAGE, REPORT_STAGE]
+    results = [run_stage.fn(stage, str(project)) for stage in stages]
     assert [r.stage for r in results if r.ran] == []
 
 
 def test_generations_override_stops_early(tmp_path):
-    project = make_project(tmp_path / "p", tiny_params())
-    rows = noisy_student_loop(project_dir=str(project), generations=1)
-    assert [row["generation"] for row in rows] == [0, 1]
+    params = tiny_params()
+    params["infer"]["num_shards"] = 2  # the flow fans infer@1 out as two shard tasks
+    project = make_project(tmp_path / "p", params)
+    result = noisy_student_loop(project_dir=str(project), generations=1)
+    assert [row["generation"] for row in result["rows"]] == [0, 1]
     assert not (project / "models/gen2").exists()
+    parts = sorted(p.name for p in (project / "data/gen1/pseudo_labels").iterdir())
+    assert parts == ["part-00000.parquet", "part-00001.parquet"]
     # The run is exactly `dvc repro evaluate@1`: that target is up to date now.
     assert json.loads(dvc(project, "status", "--json", "evaluate@1").stdout) == {}
 
@@ -79,11 +82,15 @@ def test_failing_stage_raises_with_its_output(tmp_path):
 
 def test_flow_attaches_round_artifacts(flow_project):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    project, _, flow_run_id = flow_project
 
     async def read(key):
+        # Other tests in this module run flows too: only this run's artifacts.
+        only = ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return await client.read_artifacts(artifact_filter=only)
 
     import asyncio
 
@@ -91,7 +98,7 @@ def test_flow_attaches_round_artifacts(flow_project):
         (table,) = asyncio.run(read(f"round-{gen}-class-mix"))
         rows = json.loads(table.data) if isinstance(table.data, str) else table.data
         assert [row["class"] for row in rows] == [str(d) for d in range(10)]
-        assert sum(row["kept"] for row in rows) == rows_kept(flow_project[0], gen)
+        assert sum(row["kept"] for row in rows) == rows_kept(project, gen)
         (summary,) = asyncio.run(read(f"round-{gen}-summary"))
         assert f"# Round {gen}" in summary.data and "test accuracy" in summary.data
 
@@ -100,3 +107,38 @@ def rows_kept(project, gen):
     import pandas as pd
 
     return int(pd.read_parquet(project / f"data/gen{gen}/refined.parquet")["kept"].sum())
+
+
+def test_flow_names_the_best_model_and_saves_an_experiment(flow_project):
+    project, result, _ = flow_project
+    best = json.loads((project / "models/best.json").read_text())
+    assert best["generation"] == result["best_generation"]
+    vals = [json.loads((project / f"metrics/gen{g}.json").read_text())["val"]["accuracy"] for g in range(3)]
+    assert best["val_accuracy"] == max(vals)
+    shown = dvc(project, "exp", "show", "--json").stdout
+    assert result["experiment"] in shown
+    assert result["experiment"].startswith("run-")
+
+
+def test_gate_stops_a_planted_regression(tmp_path):
+    params = tiny_params()
+    params["teacher"]["epochs"] = 10
+    params["student"]["epochs"] = 3
+    # Student 1 trains as long as its teacher; student 2 barely trains: it starts
+    # from scratch and takes one tiny-step epoch.
+    params["generations"] = {
+        "1": {"teacher": 0, "width": 8, "depth": 1, "epochs": 10},
+        "2": {"teacher": 1, "width": 8, "depth": 1, "epochs": 1, "lr": 1e-6},
+        "3": {"teacher": 2, "width": 8, "depth": 1},
+    }
+    params["evaluate_generations"] = [0, 1, 2, 3]
+    params["loop"].update(min_gain=-0.3, patience=1)
+    project = make_project(tmp_path / "p", params)
+    result = noisy_student_loop(project_dir=str(project))
+    vals = [json.loads((project / f"metrics/gen{g}.json").read_text())["val"]["accuracy"] for g in range(3)]
+    assert vals[2] < vals[1] - 0.3, vals  # the plant worked
+    assert result["stopped_after"] == 2
+    assert "generation 2 gained" in result["stop_reason"]
+    assert not (project / "models/gen3").exists()
+    best = json.loads((project / "models/best.json").read_text())
+    assert best["generation"] == result["best_generation"] == max((0, 1), key=lambda g: (vals[g], -g))

@@ -7,7 +7,7 @@ import re
 import yaml
 
 from conftest import REPO_ROOT, dvc
-from flows.loop import REPORT_STAGE, stage_order
+from flows.loop import REPORT_STAGE, SELECT_BEST_STAGE, stage_order
 from selftrain.config import load_params
 from selftrain.paths import ProjectPaths
 
@@ -18,7 +18,7 @@ PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 def test_dvc_expands_exactly_the_flow_stages():
     listed = dvc(REPO_ROOT, "stage", "list", "--name-only").stdout.split()
     n = load_params(REPO_ROOT / "params.yaml").num_generations
-    assert sorted(listed) == sorted(stage_order(n) + [REPORT_STAGE])
+    assert sorted(listed) == sorted(stage_order(n) + [SELECT_BEST_STAGE, REPORT_STAGE])
 
 
 def _key_exists(dotted: str) -> bool:

@@ -317,7 +317,8 @@ def test_report_from_minimal_tables(tmp_path):
     """Only item_id and pred, no class list, no metrics: every page and section still renders."""
     paths = ProjectPaths(tmp_path / "minimal")
     paths.round_dir(1).mkdir(parents=True)
-    pd.DataFrame({"item_id": ["a", "b", "c"], "pred": [0, 2, 2]}).to_parquet(paths.pseudo_labels(1))
+    paths.pseudo_labels(1).mkdir(parents=True)
+    pd.DataFrame({"item_id": ["a", "b", "c"], "pred": [0, 2, 2]}).to_parquet(paths.pseudo_label_part(1, 0))
     summary = round_summary(paths, 1)
     assert summary["class_counts"]["class"].tolist() == ["0", "1", "2"]  # names from indices
     assert summary["class_counts"]["teacher"].tolist() == [1, 0, 2]

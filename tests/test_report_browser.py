@@ -43,13 +43,26 @@ def test_round_page_images_render(reproduced_project, tmp_path):
     page = reproduced_project / "reports" / "round1.html"
     html = page.read_text()
     assert "<img" in html and not re.search(r"""(src|href)=["']https?://""", html)
-    with_images = screenshot(page, tmp_path / "with.png", tmp_path / "profile1")
-    # The same page with every image removed: the difference is what the images drew.
-    stripped = tmp_path / "round1_no_images.html"
-    stripped.write_text(re.sub(r"<img\b[^>]*>", "", html))
-    without_images = screenshot(stripped, tmp_path / "without.png", tmp_path / "profile2")
-    assert with_images.std() > 5, "the page rendered blank"
-    dark_with = (with_images < 60).mean()
-    dark_without = (without_images < 60).mean()
-    # Digit tiles are white ink on black: rendered images add many dark pixels.
-    assert dark_with > dark_without + 0.01, (dark_with, dark_without)
+    assert with_images_section(html, "overview")  # the page as a whole renders too
+    full = screenshot(page, tmp_path / "full.png", tmp_path / "profile0")
+    assert full.std() > 5, "the page rendered blank"
+    # The kept-images grid alone, with and without its <img> tags: the difference
+    # is what the embedded digit tiles (white ink on black) drew.
+    grid = with_images_section(html, "kept-images")
+    assert grid.count("<img") >= 10
+    with_tiles = tmp_path / "tiles.html"
+    with_tiles.write_text(grid)
+    without_tiles = tmp_path / "no_tiles.html"
+    without_tiles.write_text(re.sub(r"<img\b[^>]*>", "", grid))
+    shown = screenshot(with_tiles, tmp_path / "with.png", tmp_path / "profile1")
+    blank = screenshot(without_tiles, tmp_path / "without.png", tmp_path / "profile2")
+    dark_shown, dark_blank = (shown < 60).mean(), (blank < 60).mean()
+    assert dark_shown > dark_blank + 0.02, (dark_shown, dark_blank)
+
+
+def with_images_section(html: str, section_id: str) -> str:
+    """The page's head and nav plus one section: a page of its own."""
+    head = html[: html.index("<body")]
+    match = re.search(rf'<section id="{section_id}".*?</section>', html, flags=re.S)
+    assert match, f"section {section_id} missing"
+    return f"{head}<body>{match.group(0)}</body></html>"

@@ -128,14 +128,20 @@ def test_non_finite_loss_names_the_run_and_epoch(tiny_images):
         fit(model, TrainSet.from_labels(paths, labels, 2), None, options(lr=1e30), "cpu", "train_student@2")
 
 
-def test_interrupted_training_resumes_to_the_same_result(tiny_images, tmp_path):
+@pytest.mark.parametrize("with_pseudo", [False, True], ids=["teacher", "student"])
+def test_interrupted_training_resumes_to_the_same_result(tiny_images, tmp_path, with_pseudo):
     paths, labels = tiny_images
-    train_set = TrainSet.from_labels(paths, labels, 2)
-    opts = options(epochs=4, input_noise=True)
+    if with_pseudo:
+        # The student's epoch is a pass over the pseudo set, the labeled set cycles beside it.
+        train_set = TrainSet.from_labels(paths[:10], labels[:10], 2)
+        pseudo = TrainSet.from_labels(paths[10:], labels[10:], 2)
+    else:
+        train_set, pseudo = TrainSet.from_labels(paths, labels, 2), None
+    opts = options(epochs=4, input_noise=True, batch_ratio=1.0)
     torch.manual_seed(0)
     reference = create_model(8, 1, 0.2, 0.2, 2)
     initial = {k: v.clone() for k, v in reference.state_dict().items()}
-    fit(reference, train_set, None, opts, "cpu", "t")
+    fit(reference, train_set, pseudo, opts, "cpu", "t")
 
     class Interrupt(Exception):
         pass
@@ -148,13 +154,13 @@ def test_interrupted_training_resumes_to_the_same_result(tiny_images, tmp_path):
     interrupted = create_model(8, 1, 0.2, 0.2, 2)
     interrupted.load_state_dict(initial)
     with pytest.raises(Interrupt):
-        fit(interrupted, train_set, None, opts, "cpu", "t", on_epoch=stop_after_two, checkpoint=ckpt)
+        fit(interrupted, train_set, pseudo, opts, "cpu", "t", on_epoch=stop_after_two, checkpoint=ckpt)
     assert ckpt.exists()
 
     resumed = create_model(8, 1, 0.2, 0.2, 2)
     resumed.load_state_dict(initial)
     epochs_run = []
-    history = fit(resumed, train_set, None, opts, "cpu", "t", on_epoch=epochs_run.append, checkpoint=ckpt)
+    history = fit(resumed, train_set, pseudo, opts, "cpu", "t", on_epoch=epochs_run.append, checkpoint=ckpt)
     assert [r["epoch"] for r in epochs_run] == [3, 4]
     assert len(history) == 4
     for key, value in reference.state_dict().items():
