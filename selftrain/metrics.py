@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 
 def classification_metrics(
@@ -38,6 +38,3 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence
     names = np.asarray(class_names, dtype=object)
     return pd.DataFrame({"actual": names[y_true], "predicted": names[y_pred]})
 
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    return confusion_matrix(y_true, y_pred, labels=list(range(num_classes)))
