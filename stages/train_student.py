@@ -1,19 +1,15 @@
 """train_student: a noised student on labeled rows plus the round's refined pseudo-labels."""
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from selftrain.augment import resolve_device
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.distributed import needs_relaunch, process_group, relaunch
-from selftrain.models import save_model
 from selftrain.paths import ProjectPaths
-from selftrain.tracking import log_history
 from selftrain.train import train_student
 from stages.common import parser, run
+from stages.training import train_and_save
 
 
 def main(argv=None):
@@ -31,22 +27,16 @@ def main(argv=None):
     args = p.parse_args(argv)
     checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(args.gen)
     params = load_params(args.params)
-    if needs_relaunch(params.distributed):
-        # N copies of this command under torchrun, one per rank; rank 0 writes the outputs.
-        argv = sys.argv[1:] if argv is None else argv
-        sys.exit(relaunch("stages.train_student", argv, params.distributed.processes))
-    dataset = load_dataset(args.manifest)
-    refined = pd.read_parquet(args.refined)
-    with process_group(params.distributed, resolve_device(params.augment.device)) as world:
-        model, header, history = train_student(
-            dataset, refined, params, args.gen, checkpoint=checkpoint, world=world
-        )
-    if not world.is_main:
-        return
-    save_model(model, header, args.out)
-    log_history(history, args.live_dir)
-    checkpoint.unlink(missing_ok=True)
-    print(f"train_student@{args.gen}: {header.num_parameters} parameters, last epoch {history[-1]}")
+
+    def train(world):
+        dataset = load_dataset(args.manifest)
+        refined = pd.read_parquet(args.refined)
+        return train_student(dataset, refined, params, args.gen, checkpoint=checkpoint, world=world)
+
+    train_and_save(
+        "stages.train_student", argv, params, train,
+        out=args.out, live_dir=args.live_dir, checkpoint=checkpoint, label=f"train_student@{args.gen}",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

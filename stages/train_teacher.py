@@ -1,17 +1,13 @@
 """train_teacher: generation 0, learned from the labeled rows only."""
 
-import sys
 from pathlib import Path
 
-from selftrain.augment import resolve_device
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.distributed import needs_relaunch, process_group, relaunch
-from selftrain.models import save_model
 from selftrain.paths import ProjectPaths
-from selftrain.tracking import log_history
 from selftrain.train import train_teacher
 from stages.common import parser, run
+from stages.training import train_and_save
 
 
 def main(argv=None):
@@ -27,19 +23,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(0)
     params = load_params(args.params)
-    if needs_relaunch(params.distributed):
-        # N copies of this command under torchrun, one per rank; rank 0 writes the outputs.
-        argv = sys.argv[1:] if argv is None else argv
-        sys.exit(relaunch("stages.train_teacher", argv, params.distributed.processes))
-    dataset = load_dataset(args.manifest)
-    with process_group(params.distributed, resolve_device(params.augment.device)) as world:
-        model, header, history = train_teacher(dataset, params, checkpoint=checkpoint, world=world)
-    if not world.is_main:
-        return
-    save_model(model, header, args.out)
-    log_history(history, args.live_dir)
-    checkpoint.unlink(missing_ok=True)
-    print(f"train_teacher: {header.num_parameters} parameters, last epoch {history[-1]}")
+
+    def train(world):
+        return train_teacher(load_dataset(args.manifest), params, checkpoint=checkpoint, world=world)
+
+    train_and_save(
+        "stages.train_teacher", argv, params, train,
+        out=args.out, live_dir=args.live_dir, checkpoint=checkpoint, label="train_teacher",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
