@@ -17,3 +17,6 @@ ABL=no_input_noise,no_dropout_droppath,hard_labels,no_balance,same_size,rules_of
   nice -n 19 python -m benchmarks.accuracy --fractions 0.02 --seeds 0 --generations 3 --ablations $ABL --no-baseline --out $L/accuracy_b.json > $L/log_acc_b2_abl_s0.txt 2>&1
 ) &
 wait
+# Second batch (after the above): seeds 3 and 4 of both baselines, one stream each.
+# python -m benchmarks.accuracy --fractions 0.02 --seeds 3 4 --generations 3 --ablations none --out $L/accuracy_c.json
+# python -m benchmarks.accuracy --fractions 0.05 --seeds 3 4 --generations 3 --ablations none --out $L/accuracy_d.json
