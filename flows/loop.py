@@ -99,6 +99,26 @@ def run_stage(stage: str, project_dir: str) -> StageRun:
     return StageRun(stage=stage, seconds=seconds, ran=ran)
 
 
+def stage_is_current(stage: str, project_dir: str) -> bool:
+    """True when `dvc status` finds the stage's deps, params and outs as dvc.lock records them.
+
+    Any failure of `dvc status` counts as not current: the caller then does the work.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json", stage],
+        cwd=project_dir,
+        env=_stage_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        return False
+    try:
+        return json.loads(proc.stdout or "null") == {}
+    except json.JSONDecodeError:
+        return False
+
+
 def round_stages(gen: int) -> list[str]:
     return [f"infer@{gen}", f"refine@{gen}", f"train_student@{gen}", f"evaluate@{gen}"]
 
@@ -168,9 +188,11 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
             stage(name, project_dir)
         val_accuracies = [val_accuracy(paths, 0)]
         for gen in range(1, last + 1):
-            if params.infer.num_shards > 1:
+            if params.infer.num_shards > 1 and not stage_is_current(f"infer@{gen}", project_dir):
                 # The shards run as tasks (threads or Dask); `dvc repro infer@k` then
                 # finds every part written by this teacher and only records the round.
+                # Skipped when the round is already recorded: each shard would start
+                # only to find its part current.
                 run_shards(project_dir, gen, params)
             for name in round_stages(gen):
                 stage(name, project_dir)

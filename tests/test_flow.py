@@ -13,6 +13,7 @@ from flows.loop import (
     StageFailed,
     noisy_student_loop,
     run_stage,
+    stage_is_current,
     stage_order,
 )
 
@@ -63,8 +64,11 @@ def test_generations_override_stops_early(tmp_path):
     params = tiny_params()
     params["infer"]["num_shards"] = 2  # the flow fans infer@1 out as two shard tasks
     project = make_project(tmp_path / "p", params)
+    assert not stage_is_current("infer@1", str(project))  # so the flow fans the shards out
     result = noisy_student_loop(project_dir=str(project), generations=1)
     assert [row["generation"] for row in result["rows"]] == [0, 1]
+    # A rerun finds the round recorded and skips the fan-out.
+    assert stage_is_current("infer@1", str(project))
     assert not (project / "models/gen2").exists()
     parts = sorted(p.name for p in (project / "data/gen1/pseudo_labels").iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet"]
