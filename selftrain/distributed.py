@@ -81,6 +81,16 @@ def resolve_backend(setting: str, device: str) -> str:
     return setting
 
 
+def apply_thread_count(config: DistributedConfig) -> int:
+    """Set torch's intra-op threads from ``distributed.threads_per_process`` (0: leave them).
+
+    Returns the thread count in effect.
+    """
+    if config.threads_per_process:
+        torch.set_num_threads(config.threads_per_process)
+    return torch.get_num_threads()
+
+
 @contextlib.contextmanager
 def process_group(config: DistributedConfig, device: str) -> Iterator[World]:
     """This process's World; under torchrun with N > 1, inside an initialised process group.
@@ -185,6 +195,7 @@ __all__ = [
     "SINGLE_PROCESS",
     "World",
     "all_ranks_true",
+    "apply_thread_count",
     "data_parallel",
     "gather_objects",
     "launched_by_torchrun",

@@ -8,7 +8,7 @@ from typing import Callable
 
 from selftrain.augment import resolve_device
 from selftrain.config import Params
-from selftrain.distributed import World, needs_relaunch, process_group, relaunch
+from selftrain.distributed import World, apply_thread_count, needs_relaunch, process_group, relaunch
 from selftrain.models import save_model
 from selftrain.tracking import log_history
 
@@ -33,6 +33,7 @@ def train_and_save(
     if needs_relaunch(params.distributed):
         argv = sys.argv[1:] if argv is None else argv
         sys.exit(relaunch(module, argv, params.distributed.processes))
+    threads = apply_thread_count(params.distributed)
     with process_group(params.distributed, resolve_device(params.augment.device)) as world:
         model, header, history = train(world)
     if not world.is_main:
@@ -40,4 +41,4 @@ def train_and_save(
     save_model(model, header, out)
     log_history(history, live_dir)
     checkpoint.unlink(missing_ok=True)
-    print(f"{label}: {header.num_parameters} parameters, last epoch {history[-1]}")
+    print(f"{label}: {header.num_parameters} parameters, {threads} torch threads, last epoch {history[-1]}")

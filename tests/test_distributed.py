@@ -20,6 +20,7 @@ from selftrain.config import DistributedConfig, params_from_dict
 from selftrain.data import load_dataset
 from selftrain.distributed import (
     World,
+    apply_thread_count,
     process_group,
     rank_batch_size,
     resolve_backend,
@@ -168,3 +169,18 @@ def test_helpers():
     tensor = torch.zeros(1)
     assert strip_ddp_prefix({"module.a": tensor, "module.b.c": tensor}).keys() == {"a", "b.c"}
     assert strip_ddp_prefix({"a": tensor}).keys() == {"a"}
+
+
+def test_thread_count_follows_params():
+    before = torch.get_num_threads()
+    try:
+        assert apply_thread_count(DistributedConfig(threads_per_process=0)) == before
+        other = before + 1  # differs from the default whatever the machine
+        assert apply_thread_count(DistributedConfig(threads_per_process=other)) == other
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)
+    raw = tiny_params()
+    raw["distributed"] = {"threads_per_process": -1}
+    with pytest.raises(ConfigError, match=r"distributed.threads_per_process"):
+        params_from_dict(raw)
