@@ -51,6 +51,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "same_size": (),
     "rules_off": ("refine.rules=[]", "refine.class_thresholds={}"),
     "no_noise_at_all": NOISE_INPUT + NOISE_MODEL,
+    # The Noisy Student paper's ablation: the same (noised) teacher, an un-noised student.
+    "no_student_noise": ("student.input_noise=false",) + NOISE_MODEL,
 }
 BASELINE = "baseline"
 

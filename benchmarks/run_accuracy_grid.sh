@@ -20,3 +20,14 @@ wait
 # Second batch (after the above): seeds 3 and 4 of both baselines, one stream each.
 # python -m benchmarks.accuracy --fractions 0.02 --seeds 3 4 --generations 3 --ablations none --out $L/accuracy_c.json
 # python -m benchmarks.accuracy --fractions 0.05 --seeds 3 4 --generations 3 --ablations none --out $L/accuracy_d.json
+
+# Third batch (second session, 19:38–21:25 UTC, idle machine apart from these streams):
+# the single ablations on the remaining seeds at 2%, and every ablation at 5%, one seed per
+# command so that a stopped stream leaves whole seeds. Records in accuracy_e..h.json.
+# ALL=no_noise_at_all,$ABL
+# stream e: 0.02 seeds 2 and 4 ($ABL); 0.02 seed 3 (no_noise_at_all);
+#           0.05 seeds 0 1 (no_noise_at_all,no_input_noise); 0.05 seed 2 (no_noise_at_all,no_input_noise,no_dropout_droppath)
+# stream f: 0.02 seed 3 ($ABL); 0.02 seed 4 (no_noise_at_all);
+#           0.05 seeds 0 1 (no_dropout_droppath,hard_labels,no_balance,same_size,rules_off); 0.05 seed 2 (hard_labels,no_balance,same_size,rules_off)
+# then streams g and h: 0.05 seed 3 and seed 4 ($ALL), e.g.
+# nice -n 19 python -m benchmarks.accuracy --fractions 0.05 --seeds 3 --generations 3 --ablations $ALL --no-baseline --out $L/accuracy_g.json
