@@ -258,8 +258,8 @@ def targets_table(records: list[dict]) -> str:
     if ablated:
         lines += [
             "",
-            "| ablation | fraction | seeds | gens | gain of best gen by val over its teacher | baseline's gain (same seeds, first gens) | share of the gain kept |",
-            "|---|---|---|---|---|---|---|",
+            "| ablation | fraction | seeds | gens | gain of best gen by val over its teacher | baseline's gain (same seeds, first gens) | share of the gain kept | best gen minus the baseline's (paired) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         groups: dict[tuple, list[dict]] = {}
         for r in ablated:
@@ -273,13 +273,16 @@ def targets_table(records: list[dict]) -> str:
                 if b["fraction"] == fraction and b["seed"] == r["seed"] and b["num_generations"] >= n_gen
             ]
             base_gains = [_best_by_val(b, n_gen)["test_accuracy"] - b["teacher"] for b in matches]
+            # Same seed, ablation's best generation against the baseline's: negative = it hurts.
+            base_best = {b["seed"]: _best_by_val(b, n_gen)["test_accuracy"] for b in matches}
+            versus = [_best_by_val(r)["test_accuracy"] - base_best[r["seed"]] for r in rows if r["seed"] in base_best]
             kept = (
                 f"{statistics.fmean(gains) / statistics.fmean(base_gains) * 100:.0f}%"
                 if base_gains and statistics.fmean(base_gains) > 0 else "-"
             )
             lines.append(
                 f"| {name} | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {n_gen} | {_mean_std(gains)} | "
-                f"{_mean_std(base_gains)} | {kept} |"
+                f"{_mean_std(base_gains)} | {kept} | {_mean_std(versus)} |"
             )
     return "\n".join(lines)
 

@@ -1,0 +1,80 @@
+"""The accuracy benchmark's target tables: best generation picked by val, paired by seed.
+
+The benchmark's figures in BENCHMARKS.md are rendered by these functions, so their
+arithmetic is tested on hand-made records whose answers are worked out below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ACCURACY_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "accuracy.py"
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    spec = importlib.util.spec_from_file_location("benchmark_accuracy", ACCURACY_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(ablation: str, seed: int, teacher: float, gens: list[tuple[float, float]], ceiling=None) -> dict:
+    """gens: (val, test) accuracy per generation."""
+    return {
+        "fraction": 0.02,
+        "seed": seed,
+        "num_generations": len(gens),
+        "ablation": ablation,
+        "overrides": [],
+        "labeled_rows": 29,
+        "teacher": teacher,
+        "ceiling": ceiling,
+        "generations": [
+            {"gen": k + 1, "val_accuracy": val, "test_accuracy": test, "kept": 10,
+             "pseudo_accuracy_before": 0.9, "pseudo_accuracy_after": 0.95}
+            for k, (val, test) in enumerate(gens)
+        ],
+    }
+
+
+def _row(table: str, first_cell: str) -> list[str]:
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row starting with {first_cell!r} in:\n{table}")
+
+
+def test_best_generation_is_chosen_by_val_not_test(accuracy):
+    # Gen 2 has the best test accuracy but gen 1 the best val: the benchmark must pick gen 1,
+    # as the pipeline's select_best would; ties on val go to the earlier generation.
+    record = _record("baseline", 0, 0.80, [(0.90, 0.85), (0.88, 0.95), (0.90, 0.70)])
+    assert accuracy._best_by_val(record)["gen"] == 1
+
+
+def test_targets_table_pairs_each_ablation_with_the_baseline_of_its_seed(accuracy):
+    records = [
+        _record("baseline", 0, 0.80, [(0.90, 0.90), (0.85, 0.95)], ceiling=1.00),
+        _record("baseline", 1, 0.70, [(0.90, 0.80), (0.80, 0.85)], ceiling=0.90),
+        # Seed 0: best by val 0.86 vs the baseline's 0.90 (-4 points);
+        # seed 1: 0.82 vs 0.80 (+2 points).
+        _record("no_balance", 0, 0.80, [(0.95, 0.86), (0.80, 0.99)]),
+        _record("no_balance", 1, 0.70, [(0.90, 0.70), (0.95, 0.82)]),
+    ]
+    table = accuracy.targets_table(records)
+
+    baseline = _row(table, "0.02")
+    # Gains 10 and 10 points; gap closed 10/20 = 50% and 10/20 = 50%.
+    assert baseline[4] == "10.00 ± 0.00"
+    assert baseline[6].startswith("50%")
+
+    ablation = _row(table, "no_balance")
+    # Paired: mean(-4, +2) = -1, stdev = sqrt(((-3)^2 + 3^2) / 1) = 4.24.
+    assert ablation[-1] == "-1.00 ± 4.24"
+    # Gain over its own teacher: 6 and 12 -> 9 ± 4.24; baseline's 10 -> 90% kept.
+    assert ablation[4] == "9.00 ± 4.24"
+    assert ablation[6] == "90%"
