@@ -71,19 +71,24 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger(__name__)
 
 
+def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one DVC command in the project with the stages' environment; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project_dir,
+        env=_stage_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
 # Retries here are defaults for `run_stage.fn` callers; the flow sets them from params.loop.
 @task(retries=2, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
 def run_stage(stage: str, project_dir: str) -> StageRun:
     """Run one DVC stage (cached stages are skipped by DVC itself)."""
     logger = _logger()
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
-        cwd=project_dir,
-        env=_stage_env(),
-        capture_output=True,
-        text=True,
-    )
+    proc = _dvc(project_dir, "repro", "--single-item", stage)
     seconds = time.perf_counter() - started
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
@@ -104,13 +109,7 @@ def stage_is_current(stage: str, project_dir: str) -> bool:
 
     Any failure of `dvc status` counts as not current: the caller then does the work.
     """
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "status", "--json", stage],
-        cwd=project_dir,
-        env=_stage_env(),
-        capture_output=True,
-        text=True,
-    )
+    proc = _dvc(project_dir, "status", "--json", stage)
     if proc.returncode != 0:
         return False
     try:
@@ -142,15 +141,9 @@ def save_experiment(project_dir: str, name: str, stages: list[str]) -> str:
         check=True,
     ).stdout.split()
     include = [arg for path in untracked for arg in ("--include-untracked", path)]
-    proc = subprocess.run(
-        # Limited to the stages this run produced: a stopped or shortened run has no
-        # outputs for later generations, and DVC refuses to save missing outputs.
-        [sys.executable, "-m", "dvc", "exp", "save", "--name", name, *include, *stages],
-        cwd=project_dir,
-        env=_stage_env(),
-        capture_output=True,
-        text=True,
-    )
+    # Limited to the stages this run produced: a stopped or shortened run has no
+    # outputs for later generations, and DVC refuses to save missing outputs.
+    proc = _dvc(project_dir, "exp", "save", "--name", name, *include, *stages)
     if proc.returncode != 0:
         raise StageFailed(f"dvc exp save failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
     return name
