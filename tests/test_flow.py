@@ -65,15 +65,40 @@ def test_generations_override_stops_early(tmp_path):
     params["infer"]["num_shards"] = 2  # the flow fans infer@1 out as two shard tasks
     project = make_project(tmp_path / "p", params)
     assert not stage_is_current("infer@1", str(project))  # so the flow fans the shards out
-    result = noisy_student_loop(project_dir=str(project), generations=1)
+    state = noisy_student_loop(project_dir=str(project), generations=1, return_state=True)
+    result = state.result()
     assert [row["generation"] for row in result["rows"]] == [0, 1]
+    assert shard_task_names(state.state_details.flow_run_id) == ["infer@1 shard 0/2", "infer@1 shard 1/2"]
     # A rerun finds the round recorded and skips the fan-out.
     assert stage_is_current("infer@1", str(project))
+    rerun = noisy_student_loop(project_dir=str(project), generations=1, return_state=True)
+    assert rerun.result()["rows"] == result["rows"]
+    assert shard_task_names(rerun.state_details.flow_run_id) == []
     assert not (project / "models/gen2").exists()
     parts = sorted(p.name for p in (project / "data/gen1/pseudo_labels").iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet"]
     # The run is exactly `dvc repro evaluate@1`: that target is up to date now.
     assert json.loads(dvc(project, "status", "--json", "evaluate@1").stdout) == {}
+
+
+def shard_task_names(flow_run_id) -> list[str]:
+    """Names of the infer shard task runs under one flow run (they run in its subflows), sorted."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    async def read():
+        async with get_client() as client:
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+            )
+            if not children:
+                return []
+            ids = FlowRunFilterId(any_=[child.id for child in children])
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=ids))
+
+    return sorted(run.name for run in asyncio.run(read()))
 
 
 def test_failing_stage_raises_with_its_output(tmp_path):
