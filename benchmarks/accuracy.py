@@ -268,13 +268,14 @@ def targets_table(records: list[dict]) -> str:
         for (name, fraction, n_gen), rows in sorted(groups.items(), key=lambda kv: order.index(kv[0][0])):
             rows.sort(key=lambda r: r["seed"])
             gains = [_best_by_val(r)["test_accuracy"] - r["teacher"] for r in rows]
-            matches = [
-                b for r in rows for b in base
-                if b["fraction"] == fraction and b["seed"] == r["seed"] and b["num_generations"] >= n_gen
-            ]
-            base_gains = [_best_by_val(b, n_gen)["test_accuracy"] - b["teacher"] for b in matches]
+            # The baseline run of each of these seeds, judged on the ablation's first n_gen gens.
+            base_of_seed = {
+                b["seed"]: b for b in base
+                if b["fraction"] == fraction and b["num_generations"] >= n_gen and b["seed"] in {r["seed"] for r in rows}
+            }
+            base_best = {seed: _best_by_val(b, n_gen)["test_accuracy"] for seed, b in base_of_seed.items()}
+            base_gains = [base_best[seed] - b["teacher"] for seed, b in base_of_seed.items()]
             # Same seed, ablation's best generation against the baseline's: negative = it hurts.
-            base_best = {b["seed"]: _best_by_val(b, n_gen)["test_accuracy"] for b in matches}
             versus = [_best_by_val(r)["test_accuracy"] - base_best[r["seed"]] for r in rows if r["seed"] in base_best]
             kept = (
                 f"{statistics.fmean(gains) / statistics.fmean(base_gains) * 100:.0f}%"
