@@ -15,8 +15,8 @@ for rep in 1 2; do
     rm -rf models/gen1 dvclive/gen1
     s=$(date +%s.%N)
     nice -n "${NICE:-0}" python -m stages.train_student --gen 1 --manifest data/prepared/manifest.parquet \
-      --refined data/gen1/refined.parquet --out models/gen1 --live-dir dvclive/gen1 > "/tmp/threads_$t_$rep.log" 2>&1
+      --refined data/gen1/refined.parquet --out models/gen1 --live-dir dvclive/gen1 > "/tmp/threads_${t}_${rep}.log" 2>&1
     e=$(date +%s.%N)
-    echo "$LABEL threads_per_process=$t rep=$rep wall=$(python -c "print(round($e-$s,1))") s; $(grep 'torch threads' "/tmp/threads_$t_$rep.log")"
+    echo "$LABEL threads_per_process=$t rep=$rep wall=$(python -c "print(round($e-$s,1))") s; $(grep 'torch threads' "/tmp/threads_${t}_${rep}.log")"
   done
 done
