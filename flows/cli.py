@@ -79,26 +79,29 @@ def _refine(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from selftrain import inspection
+    from selftrain.inspection.history import item_history
+    from selftrain.inspection.tables import compare_rounds, round_summary
+    from selftrain.inspection.terminal import render_summary
     from selftrain.paths import ProjectPaths
 
     paths = ProjectPaths(Path(args.project_dir))
-    console = Console()
     if args.item:
-        inspection.render_table(inspection.item_history(paths, args.item), f"item {args.item}", console)
+        tables = {f"item {args.item}": item_history(paths, args.item)}
     elif args.compare:
         j, k = args.compare
-        inspection.render_summary(inspection.compare_rounds(paths, j, k), console)
+        tables = compare_rounds(paths, j, k)
     elif args.gen is not None:
-        inspection.render_summary(inspection.round_summary(paths, args.gen), console)
+        tables = round_summary(paths, args.gen)
     else:
         raise ConfigError("inspect needs --gen K, --compare J K or --item ID")
+    render_summary(tables, Console())
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from selftrain.paths import ProjectPaths
-    from selftrain.report import write_plot_data, write_report
+    from selftrain.report.pages import write_report
+    from selftrain.report.plot_data import write_plot_data
 
     paths = ProjectPaths(Path(args.project_dir))
     index = write_report(paths, args.out or paths.reports_dir)

@@ -10,16 +10,20 @@ metrics for generations 0..N. Everything is seeded, so tests can rely on counts.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from selftrain.data import CLASSES_FILE, TRUTH_COLUMN
 from selftrain.paths import ProjectPaths
+from selftrain.report.pages import write_report
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
 RELABEL_RULE = "seven-to-one"
@@ -270,3 +274,90 @@ def tiny_second_round(paths: ProjectPaths) -> None:
         }
     )
     write_round(paths, 2, pseudo)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> ProjectPaths:
+    """Three synthetic rounds, built once per test module."""
+    return build_project(tmp_path_factory.mktemp("inspection") / "project")
+
+
+@pytest.fixture()
+def tiny(tmp_path) -> ProjectPaths:
+    """The hand-made round of `tiny_round`, whose numbers its docstring works out."""
+    paths = ProjectPaths(tmp_path / "tiny")
+    tiny_round(paths)
+    return paths
+
+
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class Page(HTMLParser):
+    """A parsed page: tags must nest and close properly; ids, images, links and tiles collected."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.ids: list[str] = []
+        self.images: list[dict] = []
+        self.links: list[str] = []
+        self.tiles_by_grid: dict[str, int] = {}
+        self.grid_stack: list[str] = []
+        self.unavailable: list[str] = []
+        self._in_unavailable = False
+        self.doctype = ""
+        self.feed(text)
+        self.close()
+        assert not self.stack, f"unclosed tags: {self.stack}"
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        classes = (attrs.get("class") or "").split()
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+        grids = [g for g in self.grid_stack if g]
+        if tag == "figure" and "tile" in classes and grids:
+            self.tiles_by_grid[grids[-1]] = self.tiles_by_grid.get(grids[-1], 0) + 1
+        if tag == "div" and {"class-grid", "rule-grid", "rank-grid"} & set(classes):
+            self.grid_stack.append(attrs["id"])
+        elif tag == "div" and self.grid_stack:
+            self.grid_stack.append("")  # an inner div: popped with its end tag
+        if tag == "p" and "unavailable" in classes:
+            self._in_unavailable = True
+        if tag not in VOID_TAGS:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+        if tag == "div" and self.grid_stack:
+            self.grid_stack.pop()
+        if tag == "p":
+            self._in_unavailable = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_unavailable:
+            self.unavailable.append(data)
+
+
+def section_of(text: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}"[^>]*>(.*?)</section>', text, re.S)
+    assert match, f"no section {section_id}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A 3-round project and its report, written once per test module: (paths, index page)."""
+    # 300 items: about 30 per class, so the kept grids hit TILE_CAP.
+    paths = build_project(tmp_path_factory.mktemp("report") / "project", Options(rounds=3, items=300))
+    index = write_report(paths, paths.root / "reports")
+    return paths, index
