@@ -81,7 +81,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
     from selftrain.inspection.history import item_history
     from selftrain.inspection.tables import compare_rounds, round_summary
-    from selftrain.inspection.terminal import render_summary
+    from selftrain.inspection.terminal import render_summary, tables_json
     from selftrain.paths import ProjectPaths
 
     paths = ProjectPaths(Path(args.project_dir))
@@ -94,7 +94,10 @@ def _inspect(args: argparse.Namespace) -> int:
         tables = round_summary(paths, args.gen)
     else:
         raise ConfigError("inspect needs --gen K, --compare J K or --item ID")
-    render_summary(tables, Console())
+    if args.json:
+        print(tables_json(tables))
+    else:
+        render_summary(tables, Console(), wide=args.wide)
     return 0
 
 
@@ -150,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="tables of one round, two rounds, or one item")
     inspect.add_argument("--gen", type=int, help="round K")
     inspect.add_argument("--compare", type=int, nargs=2, metavar=("J", "K"), help="two rounds side by side")
+    inspect.add_argument("--wide", action="store_true", help="every column (default: the ones that fit 80 columns)")
+    inspect.add_argument("--json", action="store_true", help="every table, every column, as JSON on stdout")
     inspect.add_argument("--item", help="one item's history across rounds")
     inspect.set_defaults(handler=_inspect)
 
