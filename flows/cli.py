@@ -70,7 +70,8 @@ def _refine(args: argparse.Namespace) -> int:
         raw["refine"] = {**raw.get("refine", {}), **section}
     params = params_from_dict(raw)
     result = refine_round(
-        params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen
+        params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen,
+        paths.truth,
     )
     print(format_report(result.report))
     return 0

@@ -1,8 +1,8 @@
 """Synthetic round artifacts for the inspection and report tests.
 
 `build_project` writes what the pipeline would leave after N rounds, in the
-layout of `ProjectPaths`: 8x8 grey PNGs and a manifest under `data/prepared/`
-(paths relative to it), then per round a pseudo-label table, a refined table, a
+layout of `ProjectPaths`: 8x8 grey PNGs, a manifest and the truth file under
+`data/prepared/` (paths relative to it), then per round a pseudo-label table, a refined table, a
 rules report in the format of `selftrain.refine.report.build_report`, and
 metrics for generations 0..N. Everything is seeded, so tests can rely on counts.
 """
@@ -21,9 +21,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from selftrain.data import CLASSES_FILE, TRUTH_COLUMN
+from selftrain.data import CLASSES_FILE
 from selftrain.paths import ProjectPaths
 from selftrain.report.pages import write_report
+from selftrain.truth import TRUTH_COLUMN, write_truth
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
 RELABEL_RULE = "seven-to-one"
@@ -52,9 +53,11 @@ def build_project(root: Path, options: Options = Options()) -> ProjectPaths:
     item_ids = [f"item-{i:03d}" for i in range(options.items)]
     rel_paths = write_images(paths, item_ids, truth, rng)
     write_classes(paths)
-    write_manifest(paths, item_ids, rel_paths, truth)
+    write_manifest(paths, item_ids, rel_paths)
+    if options.truth:
+        write_truth(pd.DataFrame({"item_id": item_ids, TRUTH_COLUMN: pd.array(truth, dtype="Int64")}), paths.truth)
     for k in range(1, options.rounds + 1):
-        pseudo = synthetic_pseudo_labels(item_ids, rel_paths, truth, k, rng, options.truth)
+        pseudo = synthetic_pseudo_labels(item_ids, rel_paths, truth, k, rng)
         refined, report = synthetic_refine(pseudo, k)
         write_round(
             paths,
@@ -88,14 +91,13 @@ def write_images(
     return rel_paths
 
 
-def write_manifest(paths: ProjectPaths, item_ids: list[str], rel_paths: list[str], truth: np.ndarray) -> None:
+def write_manifest(paths: ProjectPaths, item_ids: list[str], rel_paths: list[str]) -> None:
     manifest = pd.DataFrame(
         {
             "item_id": item_ids,
             "path": rel_paths,
             "split": "unlabeled",
             "label": pd.array([pd.NA] * len(item_ids), dtype="Int64"),
-            TRUTH_COLUMN: pd.array(truth, dtype="Int64"),
         }
     )
     manifest.to_parquet(paths.manifest, index=False)
@@ -107,9 +109,8 @@ def synthetic_pseudo_labels(
     truth: np.ndarray,
     k: int,
     rng: np.random.Generator,
-    with_truth: bool = True,
 ) -> pd.DataFrame:
-    """The teacher's table of round k: right on ~80% of rows, peaked probabilities."""
+    """The teacher's table of round k: right on ~80% of `truth`, peaked probabilities."""
     n, c = len(item_ids), len(CLASS_NAMES)
     wrong = rng.random(n) < 0.2
     pred = np.where(wrong, (truth + 1 + rng.integers(0, c - 1, n)) % c, truth)
@@ -130,8 +131,6 @@ def synthetic_pseudo_labels(
             "source": np.where(np.arange(n) % 2 == 0, "scan", "photo"),
         }
     )
-    if with_truth:
-        table[TRUTH_COLUMN] = pd.array(truth, dtype="Int64")
     return table
 
 
@@ -155,9 +154,6 @@ def synthetic_refine(pseudo: pd.DataFrame, k: int) -> tuple[pd.DataFrame, dict]:
     refined["copies"] = (~drop).astype(np.int64)
     refined["rules"] = rules
     refined["dropped_by"] = [DROP_RULE if d else None for d in drop]
-    refined = refined.drop(columns=[TRUTH_COLUMN], errors="ignore").assign(
-        **({TRUTH_COLUMN: pseudo[TRUTH_COLUMN]} if TRUTH_COLUMN in pseudo.columns else {})
-    )
     return refined, rules_report(k, pred, labels, drop, relabel)
 
 
@@ -227,8 +223,11 @@ def write_metrics(paths: ProjectPaths, gen: int, accuracy: float, macro_f1: floa
     paths.metrics(gen).write_text(json.dumps(metrics))
 
 
-def tiny_round(paths: ProjectPaths) -> None:
+def tiny_round(paths: ProjectPaths, truth_file: bool = True) -> None:
     """Round 1 of seven hand-made rows whose canary numbers the tests compute by hand.
+
+    The truth goes to the truth file; with `truth_file` False it is a column of both
+    tables instead, as rounds written before truth had its own file carry it.
 
     | item | pred | label | kept | dropped_by | truth |
     | a    | 0    | 0     | yes  |            | 0     |  kept, right
@@ -249,9 +248,14 @@ def tiny_round(paths: ProjectPaths) -> None:
             "teacher_gen": 0,
             "pred": pred,
             "confidence": [0.9, 0.8, 0.95, 0.6, 0.4, 0.3, 0.7],
-            TRUTH_COLUMN: pd.array([0, 1, 1, 1, 0, 1, None], dtype="Int64"),
         }
     )
+    truth = pd.array([0, 1, 1, 1, 0, 1, None], dtype="Int64")
+    if truth_file:
+        known = ~truth.isna()
+        write_truth(pd.DataFrame({"item_id": ids, TRUTH_COLUMN: truth})[known], paths.truth)
+    else:
+        pseudo[TRUTH_COLUMN] = truth
     refined = pseudo.copy()
     refined["label"] = pd.array([0, 0, 1, 1, None, None, None], dtype="Int64")
     refined["kept"] = [True, True, True, True, False, False, False]

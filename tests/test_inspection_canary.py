@@ -7,10 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from report_fixtures import CLASS_NAMES, Options, build_project, tiny  # noqa: F401 (pytest fixtures)
-from selftrain.data import TRUTH_COLUMN
+from report_fixtures import CLASS_NAMES, Options, build_project, tiny, tiny_round  # noqa: F401 (pytest fixtures)
 from selftrain.inspection.history import item_history
 from selftrain.inspection.tables import round_summary
+from selftrain.paths import ProjectPaths
+from selftrain.truth import TRUTH_COLUMN
 
 
 def test_canary_overall_by_hand(tiny):
@@ -71,11 +72,34 @@ def test_without_truth_the_canary_is_empty_but_present(tmp_path):
     assert TRUTH_COLUMN not in item_history(paths, "item-001").columns
 
 
-def test_truth_missing_from_refined_is_taken_from_pseudo_labels(tiny):
-    refined = pd.read_parquet(tiny.refined(1)).drop(columns=[TRUTH_COLUMN])
-    refined.to_parquet(tiny.refined(1), index=False)
-    overall = round_summary(tiny, 1)["canary_overall"].set_index("scope")
+def test_truth_missing_from_refined_is_taken_from_pseudo_labels(tmp_path):
+    paths = ProjectPaths(tmp_path / "old")
+    tiny_round(paths, truth_file=False)  # a round written when the tables carried truth
+    refined = pd.read_parquet(paths.refined(1)).drop(columns=[TRUTH_COLUMN])
+    refined.to_parquet(paths.refined(1), index=False)
+    overall = round_summary(paths, 1)["canary_overall"].set_index("scope")
     assert overall.loc["kept", "accuracy"] == pytest.approx(0.75)
+
+
+CANARY_TABLES = ("canary_classes", "canary_overall", "canary_drops", "confusion", "overview")
+
+
+def test_canary_numbers_from_the_truth_file_equal_those_from_truth_columns(tiny, tmp_path):
+    for path in (tiny.pseudo_label_part(1, 0), tiny.refined(1)):
+        assert TRUTH_COLUMN not in pd.read_parquet(path).columns
+    old = ProjectPaths(tmp_path / "old")
+    tiny_round(old, truth_file=False)
+    assert not old.truth.exists()
+    from_file, from_columns = round_summary(tiny, 1), round_summary(old, 1)
+    for name in CANARY_TABLES:
+        pd.testing.assert_frame_equal(from_file[name], from_columns[name], obj=name)
+    assert not from_file["canary_overall"].empty
+
+
+def test_item_history_takes_truth_from_the_truth_file(tiny):
+    history = item_history(tiny, "b")
+    assert history[TRUTH_COLUMN].tolist() == [1]
+    assert TRUTH_COLUMN not in item_history(tiny, "g").columns  # g's truth is unknown
 
 
 def _row(frame: pd.DataFrame, column: str, value) -> pd.Series:

@@ -25,7 +25,10 @@ def test_flips_against_the_previous_round_by_hand(tiny):
     assert int(matrix.to_numpy().sum()) == 7
     # Round 2 has no refined table: kept counts are unknown, the canary is teacher-only.
     assert summary["class_counts"]["kept"].isna().all()
-    assert summary["canary_overall"].empty  # round 2 has no truth column either
+    # The truth file covers every round: of the 6 known, a, b, c, e, f are right (d is not).
+    canary = summary["canary_overall"]
+    assert canary["scope"].tolist() == ["teacher"]
+    assert canary[["with_truth", "correct"]].iloc[0].tolist() == [6, 5]
 
 
 def test_first_round_has_no_flips(tiny):

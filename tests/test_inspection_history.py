@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from report_fixtures import DROP_RULE, project  # noqa: F401 (pytest fixtures)
-from selftrain.data import TRUTH_COLUMN
+from selftrain.truth import TRUTH_COLUMN
 from selftrain.inspection.history import HISTORY_COLUMNS, ItemNotFoundError, item_history
 
 

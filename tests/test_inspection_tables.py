@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from report_fixtures import CLASS_NAMES, Options, build_project, project, tiny  # noqa: F401 (pytest fixtures)
-from selftrain.data import TRUTH_COLUMN
+from selftrain.truth import TRUTH_COLUMN
 from selftrain.inspection.tables import SUMMARY_TABLES, compare_rounds, round_summary
 
 
@@ -44,7 +44,8 @@ def test_summary_counts_agree_with_the_tables(project):
     assert counts["teacher"].tolist() == np.bincount(refined["pred"], minlength=10).tolist()
     kept_labels = refined.loc[refined["kept"], "label"].astype(int)
     assert counts["kept"].tolist() == np.bincount(kept_labels, minlength=10).tolist()
-    truth = refined.loc[refined["kept"], TRUTH_COLUMN].astype(int)
+    truth = refined.merge(pd.read_parquet(project.truth), on="item_id").loc[refined["kept"], TRUTH_COLUMN]
+    assert truth.notna().all()
     accuracy = summary["canary_overall"].set_index("scope").loc["kept", "accuracy"]
     assert accuracy == pytest.approx((kept_labels.to_numpy() == truth.to_numpy()).mean())
 

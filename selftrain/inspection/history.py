@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from selftrain.data import TRUTH_COLUMN
 from selftrain.errors import SelftrainError
 from selftrain.inspection.rounds import available_rounds, read_table
 from selftrain.inspection.views import as_list
 from selftrain.paths import ProjectPaths
+from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 HISTORY_COLUMNS = ("round", "teacher_gen", "pred", "confidence", "label", "rules", "kept", "dropped_by")
 
@@ -30,9 +30,10 @@ def item_history(paths: ProjectPaths, item_id: str) -> pd.DataFrame:
         ItemNotFoundError: the item appears in no round's table.
     """
     rows = []
+    truth = read_truth(paths.truth)
     for k in available_rounds(paths):
         path = paths.refined(k) if paths.refined(k).exists() else paths.pseudo_labels(k)
-        found = read_table(path, filters=[("item_id", "==", item_id)])
+        found = with_truth(read_table(path, filters=[("item_id", "==", item_id)]), truth)
         if found.empty:
             continue
         rows.append(_history_row(k, found.iloc[0]))

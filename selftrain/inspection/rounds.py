@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from selftrain.data import CLASSES_FILE, TRUTH_COLUMN
+from selftrain.data import CLASSES_FILE
 from selftrain.errors import DataError, SelftrainError
 from selftrain.paths import ProjectPaths
+from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 
 class RoundNotFoundError(SelftrainError):
@@ -30,7 +31,8 @@ class RoundData:
     Attributes:
         round: the round k (1..N).
         table: ``refined.parquet`` when it exists (with any column it lacks taken
-            from the ``pseudo_labels/`` table), else the ``pseudo_labels/`` table.
+            from the ``pseudo_labels/`` table), else the ``pseudo_labels/`` table;
+            with ``true_label`` joined from the truth file where there is one.
         refined: whether `table` went through refinement (has kept/label columns).
         rules_report: the parsed ``rules_report.json``, or None when absent.
         class_names: index -> name.
@@ -86,6 +88,7 @@ def load_round(paths: ProjectPaths, k: int) -> RoundData:
         table = refined
     else:
         table = _add_missing_columns(refined, pseudo)
+    table = with_truth(table, read_truth(paths.truth))
     return RoundData(
         round=k,
         table=table,
