@@ -1,4 +1,4 @@
-"""The summary tables of a round (overview, class counts, quantiles, rules, flips, canary), and two rounds side by side."""
+"""The summary tables of a round (overview, class counts, quantiles, rules, flips, canary); two rounds side by side."""
 
 from __future__ import annotations
 
