@@ -7,7 +7,7 @@ root (PYTHONPATH=repo) on a snapshot of params.yaml (copied into --work at start
 - rss: `python -m stages.infer --gen 1 --manifest M --teacher T --out D --num-shards 1`
   over a synthetic unlabeled pool of each --sizes (10k, 100k). The pool is hard links
   to the 1,797 digits PNGs (`prepare_digits`), one distinct file per row, in a manifest of
-  the prepared format (item_id, path, split, label, true_label + classes.json). The
+  the prepared format (item_id, path, split, label + classes.json). The
   teacher is an untrained gen-0 model of the params' teacher size (inference cost does not
   depend on the weights). Peak RSS is the child's own `ru_maxrss` from `os.wait4`, exact
   for that one process (not sampled). Target: peak(100k) / peak(10k) <= 1.2.
@@ -40,13 +40,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
 
 from selftrain.config import apply_overrides, load_params, params_from_dict, read_raw_params
-from selftrain.data import CLASSES_FILE, TRUTH_COLUMN, prepare_digits
+from selftrain.data import CLASSES_FILE, prepare_digits
 from selftrain.models import create_model, header_for, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +95,6 @@ def build_pool(work: Path, sizes: list[int]) -> dict[int, Path]:
     base = prepare_digits(work / "base" / "prepared", params.data, params.seed)
     sources = base.manifest
     source_paths = base.resolve(sources["path"])
-    truth = sources["label"].fillna(sources[TRUTH_COLUMN]).to_numpy(np.int64)
     pool_dir = work / "pool"
     images = pool_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -118,7 +116,6 @@ def build_pool(work: Path, sizes: list[int]) -> dict[int, Path]:
                 "path": rel[:n],
                 "split": "unlabeled",
                 "label": pd.array([pd.NA] * n, dtype="Int64"),
-                TRUTH_COLUMN: pd.array(truth[np.arange(n) % len(truth)], dtype="Int64"),
             }
         )
         manifest = pd.concat([others, pool], ignore_index=True)

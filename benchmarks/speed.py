@@ -41,8 +41,9 @@ import torch
 from selftrain import train as train_module
 from selftrain.augment import MEAN, STD, create_loader
 from selftrain.config import Params, load_params
-from selftrain.data import TRUTH_COLUMN, prepare_digits
+from selftrain.data import prepare_digits
 from selftrain.train import FitOptions, TrainSet, fit
+from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, read_truth, with_truth
 from selftrain.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +192,7 @@ def timed_fit(model, labeled: TrainSet, pseudo: TrainSet | None, options: FitOpt
 def bench_wait(params: Params, dataset, repeats: int, student_epochs: int, log) -> dict:
     """Teacher fit (labeled rows) and a last-generation student fit (labeled + pool)."""
     labeled_rows = dataset.rows("labeled")
-    pool = dataset.rows("unlabeled")
+    pool = with_truth(dataset.rows("unlabeled"), read_truth(dataset.root / TRUTH_FILE))
     labeled = TrainSet.from_labels(
         dataset.resolve(labeled_rows["path"]), labeled_rows["label"].to_numpy(np.int64), dataset.num_classes
     )

@@ -9,9 +9,9 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from selftrain.inspection import round_summary
+from selftrain.inspection.tables import round_summary
 from selftrain.paths import ProjectPaths
-from selftrain.report import round_page_name
+from selftrain.report.markup import round_page_name
 
 
 def class_mix_records(summary: dict[str, pd.DataFrame]) -> list[dict]:

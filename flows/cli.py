@@ -70,7 +70,8 @@ def _refine(args: argparse.Namespace) -> int:
         raw["refine"] = {**raw.get("refine", {}), **section}
     params = params_from_dict(raw)
     result = refine_round(
-        params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen
+        params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen,
+        paths.truth,
     )
     print(format_report(result.report))
     return 0
@@ -79,26 +80,32 @@ def _refine(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from selftrain import inspection
+    from selftrain.inspection.history import item_history
+    from selftrain.inspection.tables import compare_rounds, round_summary
+    from selftrain.inspection.terminal import render_summary, tables_json
     from selftrain.paths import ProjectPaths
 
     paths = ProjectPaths(Path(args.project_dir))
-    console = Console()
     if args.item:
-        inspection.render_table(inspection.item_history(paths, args.item), f"item {args.item}", console)
+        tables = {f"item {args.item}": item_history(paths, args.item)}
     elif args.compare:
         j, k = args.compare
-        inspection.render_summary(inspection.compare_rounds(paths, j, k), console)
+        tables = compare_rounds(paths, j, k)
     elif args.gen is not None:
-        inspection.render_summary(inspection.round_summary(paths, args.gen), console)
+        tables = round_summary(paths, args.gen)
     else:
         raise ConfigError("inspect needs --gen K, --compare J K or --item ID")
+    if args.json:
+        print(tables_json(tables))
+    else:
+        render_summary(tables, Console(), wide=args.wide)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from selftrain.paths import ProjectPaths
-    from selftrain.report import write_plot_data, write_report
+    from selftrain.report.pages import write_report
+    from selftrain.report.plot_data import write_plot_data
 
     paths = ProjectPaths(Path(args.project_dir))
     index = write_report(paths, args.out or paths.reports_dir)
@@ -147,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="tables of one round, two rounds, or one item")
     inspect.add_argument("--gen", type=int, help="round K")
     inspect.add_argument("--compare", type=int, nargs=2, metavar=("J", "K"), help="two rounds side by side")
+    inspect.add_argument("--wide", action="store_true", help="every column (default: the ones that fit 80 columns)")
+    inspect.add_argument("--json", action="store_true", help="every table, every column, as JSON on stdout")
     inspect.add_argument("--item", help="one item's history across rounds")
     inspect.set_defaults(handler=_inspect)
 

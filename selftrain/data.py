@@ -1,12 +1,12 @@
 """Manifests, the embedded digits dataset, and the split that feeds every stage.
 
 The manifest (`data/prepared/manifest.parquet`) has one row per image:
-`item_id, path, split, label, true_label` plus any metadata columns.
+`item_id, path, split, label` plus any metadata columns.
 - `split` is one of SPLITS.
 - `label` is the class index for labeled, val and test rows, null for unlabeled.
-- `true_label` holds ground truth for *unlabeled* rows only, where a benchmark
-  knows it. Training and refinement never read it (see `TRUTH_COLUMN`); reports
-  and benchmarks do, to measure pseudo-label quality.
+Ground truth of *unlabeled* rows, where a benchmark knows it, is not in the
+manifest: prepare writes it beside it, to the truth file that only reports and
+benchmarks read (`selftrain.truth`).
 `path` is relative to the manifest's own directory and stays so in every
 artifact (tables hash the same in any clone); `Dataset.resolve` makes it absolute
 only where images are read.
@@ -27,10 +27,10 @@ from sklearn.model_selection import train_test_split
 from selftrain.atomic import atomic_dir, write_json, write_parquet
 from selftrain.config import DataConfig
 from selftrain.errors import DataError
+from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, split_truth, write_truth
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
-# Ground truth of unlabeled rows: read by reports and benchmarks only.
-TRUTH_COLUMN = "true_label"
+# A source's rows before prepare splits the truth off (`selftrain.truth.split_truth`).
 CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN)
 CLASSES_FILE = "classes.json"
 
@@ -54,11 +54,11 @@ class Dataset:
         return self.manifest[self.manifest["split"] == split].reset_index(drop=True)
 
     def labeled(self) -> pd.DataFrame:
-        """Rows a model may learn from directly, without the truth column."""
-        return self.rows("labeled").drop(columns=[TRUTH_COLUMN])
+        """Rows a model may learn from directly."""
+        return self.rows("labeled")
 
     def unlabeled(self) -> pd.DataFrame:
-        """The pool the teacher pseudo-labels; `true_label` rides along for reports only."""
+        """The pool the teacher pseudo-labels (its ground truth, if any, is in the truth file)."""
         return self.rows("unlabeled").drop(columns=["label"])
 
     def resolve(self, paths: Iterable[str]) -> list[str]:
@@ -123,7 +123,7 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Dataset:
-    """Write the digits as PNGs plus the manifest and class names under `out_dir`."""
+    """Write the digits as PNGs plus the manifest, the truth file and class names under `out_dir`."""
     out_dir = Path(out_dir)
     images, labels, class_names = digits_images()
     keep = stratified_subset(labels, config.subset, seed)
@@ -148,13 +148,15 @@ def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Datase
     )
     manifest.loc[is_unlabeled, "label"] = pd.NA
     manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
+    manifest, truth = split_truth(manifest)
     write_json(list(class_names), out_dir / CLASSES_FILE)
+    write_truth(truth, out_dir / TRUTH_FILE)
     write_parquet(manifest, out_dir / "manifest.parquet")
     return load_dataset(out_dir / "manifest.parquet")
 
 
 def load_dataset(manifest_path: str | Path) -> Dataset:
-    """Read a prepared manifest and check its schema."""
+    """Read a prepared manifest and check its schema; ground truth never comes along."""
     manifest_path = Path(manifest_path)
     if not manifest_path.exists():
         raise DataError(f"{manifest_path}: manifest not found; run the prepare stage first")
@@ -162,8 +164,8 @@ def load_dataset(manifest_path: str | Path) -> Dataset:
     missing = [c for c in ("item_id", "path", "split", "label") if c not in manifest.columns]
     if missing:
         raise DataError(f"{manifest_path}: missing required column(s) {missing}")
-    if TRUTH_COLUMN not in manifest.columns:
-        manifest[TRUTH_COLUMN] = pd.array([pd.NA] * len(manifest), dtype="Int64")
+    # A manifest prepared before truth had its own file: drop it, so no stage sees it.
+    manifest = manifest.drop(columns=[TRUTH_COLUMN], errors="ignore")
     bad_split = ~manifest["split"].isin(SPLITS)
     if bad_split.any():
         row = int(np.flatnonzero(bad_split)[0])

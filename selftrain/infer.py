@@ -125,8 +125,7 @@ def summarize_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def pseudo_label_table(pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int) -> pd.DataFrame:
-    """The round's table: the contract columns first, then the pool's metadata columns
-    (and `true_label` where known, for reports)."""
+    """The round's table: the contract columns first, then the pool's metadata columns."""
     summary = summarize_probs(probs)
     table = pd.DataFrame(
         {
@@ -240,7 +239,7 @@ def write_part(
     one row group per batch, the fingerprint in the file's metadata."""
     rows = rows.reset_index(drop=True)
     empty = pseudo_label_table(rows.iloc[:0], np.empty((0, dataset.num_classes)), teacher_gen)
-    # The schema with pandas' metadata (e.g. nullable Int64 true_label reads back as Int64).
+    # The schema with pandas' metadata (e.g. a nullable Int64 metadata column reads back as Int64).
     file_schema = pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
     file_schema = file_schema.with_metadata({**(file_schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, file_schema) as writer:

@@ -33,6 +33,11 @@ class ProjectPaths:
         return self.prepared_dir / "manifest.parquet"
 
     @property
+    def truth(self) -> Path:
+        """Ground truth of unlabeled rows, where known: read by reports only (`selftrain.truth`)."""
+        return self.prepared_dir / "truth.parquet"
+
+    @property
     def images_dir(self) -> Path:
         return self.prepared_dir / "images"
 

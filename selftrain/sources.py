@@ -42,13 +42,14 @@ from selftrain.config import DataConfig
 from selftrain.data import CLASSES_FILE, CORE_COLUMNS, TRUTH_COLUMN, Dataset, load_dataset, prepare_digits
 from selftrain.errors import DataError
 from selftrain.refine.engine import DERIVED_COLUMNS, REQUIRED_COLUMNS, RESULT_COLUMNS
+from selftrain.truth import TRUTH_FILE, split_truth, write_truth
 
 MANIFEST_FILE = "manifest.parquet"
 SKIPPED_FILE = "skipped.json"
 SOURCE_FILE = "source.json"
 IMAGES_DIR = "images"
 # What prepare may leave in its output directory; a source removes the ones it does not write.
-PREPARED_ENTRIES = (MANIFEST_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE, IMAGES_DIR)
+PREPARED_ENTRIES = (MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE, IMAGES_DIR)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -116,7 +117,7 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
     """Write the prepared manifest (and digits' images) for `config.source` under `out_dir`."""
     out_dir = Path(out_dir)
     if config.source == "digits":
-        _remove_stale(out_dir, keep=(MANIFEST_FILE, CLASSES_FILE, IMAGES_DIR))
+        _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGES_DIR))
         return Prepared(prepare_digits(out_dir, config, seed), skipped=0)
     if config.source == "folders":
         result = read_folders(config.raw_dir, config, seed, out_dir)
@@ -124,7 +125,7 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
         result = read_manifest(config.manifest, config, seed, out_dir)
     else:  # DataConfig.validate already refused it; this keeps the dispatch exhaustive.
         raise DataError(f"data.source: unknown source {config.source!r}")
-    _remove_stale(out_dir, keep=(MANIFEST_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE))
+    _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE))
     write_json(list(result.class_names), out_dir / CLASSES_FILE)
     write_json(
         {"count": len(result.skipped), "skipped": result.skipped, "ignored": result.ignored},
@@ -139,7 +140,10 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
         },
         out_dir / SOURCE_FILE,
     )
-    write_parquet(result.manifest, out_dir / MANIFEST_FILE)
+    # Ground truth of unlabeled rows goes to its own file, never into the manifest.
+    manifest, truth = split_truth(result.manifest)
+    write_truth(truth, out_dir / TRUTH_FILE)
+    write_parquet(manifest, out_dir / MANIFEST_FILE)
     return Prepared(load_dataset(out_dir / MANIFEST_FILE), skipped=len(result.skipped))
 
 

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 
-from selftrain.data import TRUTH_COLUMN
 from selftrain.paths import ProjectPaths
+from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 SUMMARY_COLUMNS = (
     "generation",
@@ -22,7 +22,8 @@ SUMMARY_COLUMNS = (
 
 
 def kept_label_accuracy(refined: pd.DataFrame) -> float | None:
-    """Canary: share of kept pseudo-labels that match the truth, where truth is known."""
+    """Canary: share of kept pseudo-labels that match the truth, where truth is known
+    (`refined` with the truth joined, see `selftrain.truth.with_truth`)."""
     if TRUTH_COLUMN not in refined.columns:
         return None
     kept = refined[refined["kept"] & refined[TRUTH_COLUMN].notna()]
@@ -34,6 +35,7 @@ def kept_label_accuracy(refined: pd.DataFrame) -> float | None:
 def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
     """One row per generation 0..generations that has metrics on disk."""
     rows = []
+    truth = read_truth(paths.truth)
     for gen in range(generations + 1):
         metrics_path = paths.metrics(gen)
         if not metrics_path.exists():
@@ -52,7 +54,7 @@ def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
         if gen > 0 and paths.refined(gen).exists():
             refined = pd.read_parquet(paths.refined(gen))
             row["pseudo_kept"] = int(refined["kept"].sum())
-            row["pseudo_accuracy"] = kept_label_accuracy(refined)
+            row["pseudo_accuracy"] = kept_label_accuracy(with_truth(refined, truth))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 

@@ -1,4 +1,4 @@
-"""prepare: build the manifest from data.source (embedded digits, folders, or a manifest file)."""
+"""prepare: build the manifest and the canary truth file from data.source (embedded digits, folders, or a manifest file)."""
 
 from selftrain.config import load_params
 from selftrain.sources import SKIPPED_FILE, prepare_source
@@ -7,7 +7,7 @@ from stages.common import parser, run
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--out-dir", default="data/prepared", help="where the manifest (and digits' images) go")
+    p.add_argument("--out-dir", default="data/prepared", help="where the manifest, the truth file (and digits' images) go")
     args = p.parse_args(argv)
     params = load_params(args.params)
     prepared = prepare_source(args.out_dir, params.data, params.seed)

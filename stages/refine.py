@@ -16,11 +16,16 @@ def main(argv=None):
         default=None,
         help="previous round's pseudo-label table, for agreement rules; skipped when absent",
     )
+    p.add_argument(
+        "--truth",
+        default=None,
+        help="canary ground truth (data/prepared/truth.parquet), for the rules report's precision only",
+    )
     p.add_argument("--out", required=True, help="refined table to write")
     p.add_argument("--report", required=True, help="rules report (JSON) to write")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    result = refine_round(params, args.manifest, args.pseudo_labels, args.previous, args.gen)
+    result = refine_round(params, args.manifest, args.pseudo_labels, args.previous, args.gen, args.truth)
     write_parquet(result.table, args.out)
     write_json(result.report, args.report)
     kept = int(result.table["kept"].sum())

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from selftrain.paths import ProjectPaths
-from selftrain.report import write_plot_data, write_report
+from selftrain.report.pages import write_report
+from selftrain.report.plot_data import write_plot_data
 from stages.common import parser, run
 
 

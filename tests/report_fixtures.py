@@ -1,8 +1,8 @@
 """Synthetic round artifacts for the inspection and report tests.
 
 `build_project` writes what the pipeline would leave after N rounds, in the
-layout of `ProjectPaths`: 8x8 grey PNGs and a manifest under `data/prepared/`
-(paths relative to it), then per round a pseudo-label table, a refined table, a
+layout of `ProjectPaths`: 8x8 grey PNGs, a manifest and the truth file under
+`data/prepared/` (paths relative to it), then per round a pseudo-label table, a refined table, a
 rules report in the format of `selftrain.refine.report.build_report`, and
 metrics for generations 0..N. Everything is seeded, so tests can rely on counts.
 """
@@ -10,16 +10,21 @@ metrics for generations 0..N. Everything is seeded, so tests can rely on counts.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
-from selftrain.data import CLASSES_FILE, TRUTH_COLUMN
+from selftrain.data import CLASSES_FILE
 from selftrain.paths import ProjectPaths
+from selftrain.report.pages import write_report
+from selftrain.truth import TRUTH_COLUMN, write_truth
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
 RELABEL_RULE = "seven-to-one"
@@ -48,9 +53,11 @@ def build_project(root: Path, options: Options = Options()) -> ProjectPaths:
     item_ids = [f"item-{i:03d}" for i in range(options.items)]
     rel_paths = write_images(paths, item_ids, truth, rng)
     write_classes(paths)
-    write_manifest(paths, item_ids, rel_paths, truth)
+    write_manifest(paths, item_ids, rel_paths)
+    if options.truth:
+        write_truth(pd.DataFrame({"item_id": item_ids, TRUTH_COLUMN: pd.array(truth, dtype="Int64")}), paths.truth)
     for k in range(1, options.rounds + 1):
-        pseudo = synthetic_pseudo_labels(item_ids, rel_paths, truth, k, rng, options.truth)
+        pseudo = synthetic_pseudo_labels(item_ids, rel_paths, truth, k, rng)
         refined, report = synthetic_refine(pseudo, k)
         write_round(
             paths,
@@ -84,14 +91,13 @@ def write_images(
     return rel_paths
 
 
-def write_manifest(paths: ProjectPaths, item_ids: list[str], rel_paths: list[str], truth: np.ndarray) -> None:
+def write_manifest(paths: ProjectPaths, item_ids: list[str], rel_paths: list[str]) -> None:
     manifest = pd.DataFrame(
         {
             "item_id": item_ids,
             "path": rel_paths,
             "split": "unlabeled",
             "label": pd.array([pd.NA] * len(item_ids), dtype="Int64"),
-            TRUTH_COLUMN: pd.array(truth, dtype="Int64"),
         }
     )
     manifest.to_parquet(paths.manifest, index=False)
@@ -103,9 +109,8 @@ def synthetic_pseudo_labels(
     truth: np.ndarray,
     k: int,
     rng: np.random.Generator,
-    with_truth: bool = True,
 ) -> pd.DataFrame:
-    """The teacher's table of round k: right on ~80% of rows, peaked probabilities."""
+    """The teacher's table of round k: right on ~80% of `truth`, peaked probabilities."""
     n, c = len(item_ids), len(CLASS_NAMES)
     wrong = rng.random(n) < 0.2
     pred = np.where(wrong, (truth + 1 + rng.integers(0, c - 1, n)) % c, truth)
@@ -126,8 +131,6 @@ def synthetic_pseudo_labels(
             "source": np.where(np.arange(n) % 2 == 0, "scan", "photo"),
         }
     )
-    if with_truth:
-        table[TRUTH_COLUMN] = pd.array(truth, dtype="Int64")
     return table
 
 
@@ -151,9 +154,6 @@ def synthetic_refine(pseudo: pd.DataFrame, k: int) -> tuple[pd.DataFrame, dict]:
     refined["copies"] = (~drop).astype(np.int64)
     refined["rules"] = rules
     refined["dropped_by"] = [DROP_RULE if d else None for d in drop]
-    refined = refined.drop(columns=[TRUTH_COLUMN], errors="ignore").assign(
-        **({TRUTH_COLUMN: pseudo[TRUTH_COLUMN]} if TRUTH_COLUMN in pseudo.columns else {})
-    )
     return refined, rules_report(k, pred, labels, drop, relabel)
 
 
@@ -223,8 +223,11 @@ def write_metrics(paths: ProjectPaths, gen: int, accuracy: float, macro_f1: floa
     paths.metrics(gen).write_text(json.dumps(metrics))
 
 
-def tiny_round(paths: ProjectPaths) -> None:
+def tiny_round(paths: ProjectPaths, truth_file: bool = True) -> None:
     """Round 1 of seven hand-made rows whose canary numbers the tests compute by hand.
+
+    The truth goes to the truth file; with `truth_file` False it is a column of both
+    tables instead, as rounds written before truth had its own file carry it.
 
     | item | pred | label | kept | dropped_by | truth |
     | a    | 0    | 0     | yes  |            | 0     |  kept, right
@@ -245,9 +248,14 @@ def tiny_round(paths: ProjectPaths) -> None:
             "teacher_gen": 0,
             "pred": pred,
             "confidence": [0.9, 0.8, 0.95, 0.6, 0.4, 0.3, 0.7],
-            TRUTH_COLUMN: pd.array([0, 1, 1, 1, 0, 1, None], dtype="Int64"),
         }
     )
+    truth = pd.array([0, 1, 1, 1, 0, 1, None], dtype="Int64")
+    if truth_file:
+        known = ~truth.isna()
+        write_truth(pd.DataFrame({"item_id": ids, TRUTH_COLUMN: truth})[known], paths.truth)
+    else:
+        pseudo[TRUTH_COLUMN] = truth
     refined = pseudo.copy()
     refined["label"] = pd.array([0, 0, 1, 1, None, None, None], dtype="Int64")
     refined["kept"] = [True, True, True, True, False, False, False]
@@ -270,3 +278,90 @@ def tiny_second_round(paths: ProjectPaths) -> None:
         }
     )
     write_round(paths, 2, pseudo)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> ProjectPaths:
+    """Three synthetic rounds, built once per test module."""
+    return build_project(tmp_path_factory.mktemp("inspection") / "project")
+
+
+@pytest.fixture()
+def tiny(tmp_path) -> ProjectPaths:
+    """The hand-made round of `tiny_round`, whose numbers its docstring works out."""
+    paths = ProjectPaths(tmp_path / "tiny")
+    tiny_round(paths)
+    return paths
+
+
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class Page(HTMLParser):
+    """A parsed page: tags must nest and close properly; ids, images, links and tiles collected."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.ids: list[str] = []
+        self.images: list[dict] = []
+        self.links: list[str] = []
+        self.tiles_by_grid: dict[str, int] = {}
+        self.grid_stack: list[str] = []
+        self.unavailable: list[str] = []
+        self._in_unavailable = False
+        self.doctype = ""
+        self.feed(text)
+        self.close()
+        assert not self.stack, f"unclosed tags: {self.stack}"
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        classes = (attrs.get("class") or "").split()
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+        grids = [g for g in self.grid_stack if g]
+        if tag == "figure" and "tile" in classes and grids:
+            self.tiles_by_grid[grids[-1]] = self.tiles_by_grid.get(grids[-1], 0) + 1
+        if tag == "div" and {"class-grid", "rule-grid", "rank-grid"} & set(classes):
+            self.grid_stack.append(attrs["id"])
+        elif tag == "div" and self.grid_stack:
+            self.grid_stack.append("")  # an inner div: popped with its end tag
+        if tag == "p" and "unavailable" in classes:
+            self._in_unavailable = True
+        if tag not in VOID_TAGS:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+        if tag == "div" and self.grid_stack:
+            self.grid_stack.pop()
+        if tag == "p":
+            self._in_unavailable = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_unavailable:
+            self.unavailable.append(data)
+
+
+def section_of(text: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}"[^>]*>(.*?)</section>', text, re.S)
+    assert match, f"no section {section_id}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A 3-round project and its report, written once per test module: (paths, index page)."""
+    # 300 items: about 30 per class, so the kept grids hit TILE_CAP.
+    paths = build_project(tmp_path_factory.mktemp("report") / "project", Options(rounds=3, items=300))
+    index = write_report(paths, paths.root / "reports")
+    return paths, index

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from selftrain.config import DataConfig
-from selftrain.data import TRUTH_COLUMN, assign_splits, load_dataset, prepare_digits
+from selftrain.data import assign_splits, load_dataset, prepare_digits
 from selftrain.errors import DataError
+from selftrain.truth import TRUTH_COLUMN, TRUTH_COLUMNS, TRUTH_FILE, read_truth
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,9 @@ def prepared(tmp_path_factory):
 def test_manifest_schema_and_files(prepared):
     dataset, out = prepared
     m = dataset.manifest
-    assert list(m.columns) == ["item_id", "path", "split", "label", TRUTH_COLUMN]
+    assert list(m.columns) == ["item_id", "path", "split", "label"]
+    assert list(pd.read_parquet(out / "manifest.parquet").columns) == list(m.columns)
+    assert tuple(pd.read_parquet(out / TRUTH_FILE).columns) == TRUTH_COLUMNS
     assert len(m) == 400 and m["item_id"].is_unique
     assert dataset.class_names == tuple(str(d) for d in range(10))
     first = Image.open(out / m["path"].iloc[0])
@@ -29,19 +32,38 @@ def test_manifest_schema_and_files(prepared):
     assert not m["path"].str.startswith("/").any()
 
 
-def test_truth_only_on_unlabeled_rows_and_labels_never_there(prepared):
-    m = prepared[0].manifest
+def test_truth_only_for_unlabeled_rows_in_its_own_file_and_labels_never_there(prepared):
+    dataset, out = prepared
+    m = dataset.manifest
     unlabeled = m["split"] == "unlabeled"
     assert m.loc[unlabeled, "label"].isna().all()
-    assert m.loc[unlabeled, TRUTH_COLUMN].notna().all()
-    assert m.loc[~unlabeled, TRUTH_COLUMN].isna().all()
     assert m.loc[~unlabeled, "label"].notna().all()
+    truth = read_truth(out / TRUTH_FILE)
+    assert sorted(truth["item_id"]) == sorted(m.loc[unlabeled, "item_id"])
+    assert truth[TRUTH_COLUMN].notna().all()
+    # The digits' own labels: item digits-00042 is scikit-learn's image 42.
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    for item_id, label in zip(truth["item_id"], truth[TRUTH_COLUMN]):
+        assert label == target[int(item_id.split("-")[1])]
 
 
 def test_labeled_and_unlabeled_views_hide_what_they_must(prepared):
     dataset = prepared[0]
+    assert TRUTH_COLUMN not in dataset.manifest.columns
     assert TRUTH_COLUMN not in dataset.labeled().columns
+    assert TRUTH_COLUMN not in dataset.unlabeled().columns
     assert "label" not in dataset.unlabeled().columns
+
+
+def test_a_manifest_that_still_carries_truth_loads_without_it(prepared, tmp_path):
+    _, out = prepared
+    old = pd.read_parquet(out / "manifest.parquet").assign(**{TRUTH_COLUMN: pd.array([1] * 400, dtype="Int64")})
+    old.to_parquet(tmp_path / "manifest.parquet", index=False)
+    (tmp_path / "classes.json").write_text((out / "classes.json").read_text())
+    dataset = load_dataset(tmp_path / "manifest.parquet")
+    assert TRUTH_COLUMN not in dataset.manifest.columns and dataset.metadata_columns == ()
 
 
 def test_splits_are_stratified_and_sized():

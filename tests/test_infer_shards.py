@@ -76,8 +76,8 @@ def test_three_shards_equal_one(project, tmp_path):
     assert three["pred"].tolist() == one["pred"].tolist()
     np.testing.assert_allclose(np.stack(three["probs"]), np.stack(one["probs"]), atol=1e-6)
     np.testing.assert_allclose(three["confidence"], one["confidence"], atol=1e-6)
-    # Nullable truth survives the parts (reports read it as Int64).
-    assert three["true_label"].dtype == one["true_label"].dtype == "Int64"
+    # Ground truth stays in the truth file: no part carries it.
+    assert "true_label" not in three.columns and "true_label" not in one.columns
 
 
 def test_union_of_shards_covers_every_item_once(project, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -13,94 +12,30 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from report_fixtures import CLASS_NAMES, DROP_RULE, RELABEL_RULE, Options, build_project
-from selftrain.inspection import round_summary
+from report_fixtures import (  # noqa: F401 (built is a pytest fixture)
+    CLASS_NAMES,
+    DROP_RULE,
+    RELABEL_RULE,
+    Options,
+    Page,
+    build_project,
+    built,
+    section_of,
+)
+from selftrain.inspection.tables import round_summary
 from selftrain.paths import ProjectPaths
-from selftrain.report import (
+from selftrain.report.pages import INDEX_SECTIONS, ROUND_SECTIONS, write_report
+from selftrain.report.plot_data import (
     CONFIDENCE_PLOT_COLUMNS,
     GENERATION_PLOT_COLUMNS,
-    INDEX_SECTIONS,
     ROUND_PLOT_COLUMNS,
-    ROUND_SECTIONS,
-    TILE_CAP,
     write_plot_data,
-    write_report,
 )
-
-VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
-
-
-class Page(HTMLParser):
-    """A parsed page: tags must nest and close properly; ids, images, links and tiles collected."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.ids: list[str] = []
-        self.images: list[dict] = []
-        self.links: list[str] = []
-        self.tiles_by_grid: dict[str, int] = {}
-        self.grid_stack: list[str] = []
-        self.unavailable: list[str] = []
-        self._in_unavailable = False
-        self.doctype = ""
-        self.feed(text)
-        self.close()
-        assert not self.stack, f"unclosed tags: {self.stack}"
-
-    def handle_decl(self, decl: str) -> None:
-        self.doctype = decl
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        attrs = dict(attrs)
-        if "id" in attrs:
-            self.ids.append(attrs["id"])
-        classes = (attrs.get("class") or "").split()
-        if tag == "img":
-            self.images.append(attrs)
-        if tag == "a":
-            self.links.append(attrs.get("href", ""))
-        grids = [g for g in self.grid_stack if g]
-        if tag == "figure" and "tile" in classes and grids:
-            self.tiles_by_grid[grids[-1]] = self.tiles_by_grid.get(grids[-1], 0) + 1
-        if tag == "div" and {"class-grid", "rule-grid", "rank-grid"} & set(classes):
-            self.grid_stack.append(attrs["id"])
-        elif tag == "div" and self.grid_stack:
-            self.grid_stack.append("")  # an inner div: popped with its end tag
-        if tag == "p" and "unavailable" in classes:
-            self._in_unavailable = True
-        if tag not in VOID_TAGS:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
-        self.stack.pop()
-        if tag == "div" and self.grid_stack:
-            self.grid_stack.pop()
-        if tag == "p":
-            self._in_unavailable = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_unavailable:
-            self.unavailable.append(data)
+from selftrain.report.tiles import TILE_CAP
 
 
 def _pages(report_dir: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(report_dir.glob("*.html"))}
-
-
-def _section(text: str, section_id: str) -> str:
-    match = re.search(rf'<section id="{section_id}"[^>]*>(.*?)</section>', text, re.S)
-    assert match, f"no section {section_id}"
-    return match.group(1)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    # 300 items: about 30 per class, so the kept grids hit TILE_CAP.
-    paths = build_project(tmp_path_factory.mktemp("report") / "project", Options(rounds=3, items=300))
-    index = write_report(paths, paths.root / "reports")
-    return paths, index
 
 
 # ---------------------------------------------------------------------------
@@ -167,43 +102,8 @@ def test_figures_are_decodable_pngs(built):
 def test_first_round_says_why_it_has_no_flips(built):
     _, index = built
     text = (index.parent / "round1.html").read_text()
-    assert "no previous round" in _section(text, "flips")
+    assert "no previous round" in section_of(text, "flips")
     assert 'id="flip-figure"' in (index.parent / "round2.html").read_text()
-
-
-def test_tiles_are_capped_and_upscaled_nearest_neighbour(built):
-    paths, index = built
-    page = Page((index.parent / "round2.html").read_text())
-    assert page.tiles_by_grid, "no tile grids"
-    assert max(page.tiles_by_grid.values()) == TILE_CAP  # ~30 kept per class, capped
-    assert page.tiles_by_grid["low-confidence-grid"] == TILE_CAP
-    # The first kept tile of class 0 is the item's own PNG, each pixel an 8x8 block.
-    text = _section((index.parent / "round2.html").read_text(), "kept-images")
-    match = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)" width="64" height="64">', text)
-    assert match
-    tile = np.asarray(Image.open(io.BytesIO(base64.b64decode(match.group(1)))))
-    source = np.asarray(Image.open(paths.images_dir / f"{match.group(2)}.png"))
-    assert tile.shape == (64, 64)
-    assert (tile == np.kron(source, np.ones((8, 8), dtype=np.uint8))).all()
-
-
-def test_tiles_are_captioned_with_confidence_and_rules(built):
-    paths, index = built
-    refined = pd.read_parquet(paths.refined(2)).set_index("item_id")
-    text = (index.parent / "round2.html").read_text()
-    relabels = _section(text, "rule-relabels")
-    tiles = re.findall(r'alt="([^"]+)"[^>]*><figcaption>(.*?)</figcaption>', relabels)
-    assert tiles
-    for item_id, caption in tiles:
-        row = refined.loc[item_id]
-        assert f"conf {row['confidence']:.2f}" in caption
-        assert "7 → 1" in caption and RELABEL_RULE in caption
-    drops = _section(text, "rule-drops")
-    assert f"dropped by {DROP_RULE}" in drops
-    # Lowest-confidence grid is sorted ascending over the kept rows.
-    low = re.findall(r"conf (\d\.\d\d)", _section(text, "low-confidence"))
-    kept_conf = np.sort(refined.loc[refined["kept"], "confidence"].to_numpy())[:TILE_CAP]
-    assert [float(c) for c in low] == pytest.approx(np.round(kept_conf, 2))
 
 
 def test_index_tables_include_the_teacher_generation(built):
@@ -232,7 +132,7 @@ def test_rewriting_replaces_the_directory_atomically(built, tmp_path):
 
 
 def _unavailable(text: str, section_id: str) -> bool:
-    return 'class="unavailable"' in _section(text, section_id)
+    return 'class="unavailable"' in section_of(text, section_id)
 
 
 def test_report_without_truth(tmp_path):
@@ -267,16 +167,6 @@ def test_report_without_refined_tables(tmp_path):
     assert any("no refined table" in note for note in page.unavailable)
     assert _unavailable(text, "rule-drops")
     assert sum(page.tiles_by_grid.get(f"kept-class-{i}", 0) for i in range(10)) == 20
-
-
-def test_missing_image_gives_a_placeholder_not_a_broken_link(tmp_path):
-    paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
-    for png in paths.images_dir.glob("*.png"):
-        png.unlink()
-    index = write_report(paths, paths.root / "reports")
-    text = (index.parent / "round1.html").read_text()
-    assert 'class="noimg"' in text
-    assert all(img["src"].startswith("data:") for img in Page(text).images)
 
 
 def test_report_of_an_empty_project(tmp_path):

@@ -1,4 +1,4 @@
-"""The report renders in a real headless browser, offline, with its images visible."""
+"""The report and `dvc plots show` render in a real headless browser, offline."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
+
+from conftest import REPO_ROOT, dvc, git
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +29,9 @@ FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
     "--window-size=1200,2400",
+    # Network off: every http(s) request goes to a proxy that does not exist.
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
 ]
 
 
@@ -66,3 +73,49 @@ def with_images_section(html: str, section_id: str) -> str:
     match = re.search(rf'<section id="{section_id}".*?</section>', html, flags=re.S)
     assert match, f"section {section_id} missing"
     return f"{head}<body>{match.group(0)}</body></html>"
+
+
+def dom_after_scripts(html_path, profile_dir) -> str:
+    """The page's DOM once its scripts have run (headless Chromium, network off)."""
+    assert CHROMIUM, "chromium is not installed: `make test` installs it (Debian package chromium)"
+    proc = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=20000", "--dump-dom",
+         html_path.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.stdout
+
+
+def test_dvc_plots_show_renders_offline(tmp_path):
+    """The shipped .dvc/config and dvc.yaml's plots, on small plot files: every chart draws."""
+    project = tmp_path / "project"
+    project.mkdir()
+    git(project, "init", "-q")
+    dvc(project, "init", "-q")
+    shutil.copy(REPO_ROOT / ".dvc" / "config", project / ".dvc" / "config")
+    (project / "plots").mkdir()
+    shutil.copy(REPO_ROOT / "plots" / "offline_template.html", project / "plots")
+    plots = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["plots"]
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
+    loop = project / "plots" / "loop"
+    loop.mkdir()
+    pd.DataFrame({"generation": [0, 1, 2], "test_accuracy": [0.8, 0.85, 0.9], "macro_f1": [0.79, 0.84, 0.9]}).to_csv(
+        loop / "generations.csv", index=False
+    )
+    pd.DataFrame({"round": [1, 1, 2, 2], "bin": [0.5, 0.55, 0.5, 0.55], "count": [3, 9, 2, 10]}).to_csv(
+        loop / "confidence.csv", index=False
+    )
+    dvc(project, "plots", "show")
+    page = project / "dvc_plots" / "index.html"
+    html = page.read_text()
+    assert not re.search(r"""<script[^>]+src=["']https?://""", html)
+    ids = re.findall(r'<div id\s*=\s*"([^"]+)"', html)
+    assert len(ids) == len(plots)
+    dom = dom_after_scripts(page, tmp_path / "profile")
+    # Once vega has run, vega-embed has marked each plot's div and drawn the chart into a canvas.
+    for plot_id, block in zip(ids, re.split(r'(?=<div id="[^"]+" class="vega-embed)', dom)[1:], strict=True):
+        assert block.startswith(f'<div id="{plot_id}"'), plot_id
+        assert re.search(r'<canvas width="[1-9]\d*" height="[1-9]\d*" class="marks"', block), plot_id

@@ -20,6 +20,7 @@ from selftrain.config import DataConfig, params_from_dict
 from selftrain.data import TRUTH_COLUMN
 from selftrain.errors import ConfigError, DataError
 from selftrain.sources import check_image, prepare_source, read_folders, read_manifest
+from selftrain.truth import TRUTH_FILE, read_truth
 
 SHIPPED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 
@@ -85,7 +86,8 @@ def test_folders_happy_path(tmp_path):
     cat = m[m["item_id"].str.startswith("labeled/cat/")]
     assert (cat["label"] == 0).all() and len(cat) == 6
     unlabeled = m[m["split"] == "unlabeled"]
-    assert unlabeled["label"].isna().all() and m[TRUTH_COLUMN].isna().all()
+    assert unlabeled["label"].isna().all() and TRUTH_COLUMN not in m.columns
+    assert read_truth(out / TRUTH_FILE).empty  # folders have no ground truth
     # Every class keeps labeled images after val/test are split off.
     assert set(m.loc[m["split"] == "labeled", "label"]) == {0, 1}
     skipped = json.loads((out / "skipped.json").read_text())
@@ -295,8 +297,9 @@ def test_manifest_source_carries_metadata(tmp_path, suffix):
     assert m["path"].str.startswith("../raw/").all()
     unlabeled = m[m["split"] == "unlabeled"]
     assert len(unlabeled) == 3 and unlabeled["label"].isna().all()
-    assert unlabeled[TRUTH_COLUMN].tolist() == [pd.NA, pd.NA, 0]
-    assert m.loc[m["split"] != "unlabeled", TRUTH_COLUMN].isna().all()
+    assert TRUTH_COLUMN not in m.columns
+    truth = read_truth(out / TRUTH_FILE)
+    assert truth.to_dict(orient="list") == {"item_id": [unlabeled["item_id"].iloc[2]], TRUTH_COLUMN: [0]}
     assert m["split"].value_counts().to_dict() == {"labeled": 6, "unlabeled": 3, "test": 2, "val": 2}
     # The metadata column reaches what the teacher pseudo-labels (and so the round tables).
     assert "group_id" in dataset.unlabeled().columns

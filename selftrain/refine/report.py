@@ -115,7 +115,8 @@ def build_report(
     Args:
         pred, labels, kept, copies: (N,) teacher predictions, final labels (a dropped
             row's last label), kept mask, training copies.
-        pseudo_labels: the caller's table; its ground truth column, when present, is
+        pseudo_labels: the caller's table; its ground truth column (joined from the truth
+            file by `refine_round`), when present, is
             used for precision and accuracy only.
     """
     names = config.class_names

@@ -1,0 +1,190 @@
+"""The report's pages: index.html and one round{k}.html per round, written into a directory as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from selftrain.atomic import atomic_dir
+from selftrain.data import TRUTH_COLUMN
+from selftrain.inspection.rounds import RoundData, available_rounds, load_round, previous_predictions
+from selftrain.inspection.tables import summarize_round
+from selftrain.inspection.views import kept_mask
+from selftrain.paths import ProjectPaths
+from selftrain.report.figures import (
+    class_mix_figure,
+    confidence_figure,
+    confidence_overview_figure,
+    generation_figure,
+    heatmap_figure,
+)
+from selftrain.report.markup import (
+    INDEX_PAGE,
+    figure_html,
+    nav_html,
+    note_html,
+    page_html,
+    round_page_name,
+    section_html,
+    table_html,
+)
+from selftrain.report.plot_data import Summary, confidence_histograms, last_generation, round_stats
+from selftrain.report.tiles import ImageEncoder, Tiles, tile_view
+from selftrain.summary import generation_table
+
+ROUND_SECTIONS = (
+    "overview",
+    "class-mix",
+    "confidence",
+    "rules",
+    "flips",
+    "confusion",
+    "canary",
+    "kept-images",
+    "low-confidence",
+    "rule-drops",
+    "rule-relabels",
+)
+INDEX_SECTIONS = ("generations", "rounds", "confidence-overview")
+
+
+def write_report(paths: ProjectPaths, out_dir: str | Path) -> Path:
+    """Write the whole report into `out_dir` (replaced as a whole) and return its index page.
+
+    The pages are built in a temporary sibling directory that is swapped in for
+    `out_dir` only once complete, so a reader never sees half a report. Anything
+    else in `out_dir` is replaced too: give the report a directory of its own.
+    """
+    out_dir = Path(out_dir)
+    rounds = available_rounds(paths)
+    images = ImageEncoder(paths.prepared_dir)
+    with atomic_dir(out_dir) as tmp:
+        summaries = {}
+        for k in rounds:
+            data = load_round(paths, k)
+            previous, source = previous_predictions(paths, data)
+            summary = summarize_round(data, previous, source)
+            summaries[k] = summary
+            (tmp / round_page_name(k)).write_text(round_page(data, summary, rounds, images))
+        (tmp / INDEX_PAGE).write_text(index_page(paths, rounds, summaries))
+    return out_dir / INDEX_PAGE
+
+
+def index_page(paths: ProjectPaths, rounds: Sequence[int], summaries: dict[int, Summary]) -> str:
+    """index.html: the per-generation curve and table, links to rounds, confidence per round."""
+    body = (
+        section_html("generations", "Accuracy per generation", _generations_body(paths, rounds))
+        + section_html("rounds", "Rounds", _rounds_body(rounds, summaries))
+        + section_html("confidence-overview", "Confidence per round", _confidence_overview_body(paths, rounds))
+    )
+    return page_html("Self-training report", nav_html(rounds, None), body)
+
+
+def _generations_body(paths: ProjectPaths, rounds: Sequence[int]) -> str:
+    generations = generation_table(paths, last_generation(paths, rounds))
+    if generations.empty:
+        return note_html("no metrics/gen{k}.json on disk yet")
+    # Generation 0 has no pseudo-labels: its null turns the count column into floats.
+    generations["pseudo_kept"] = pd.array(generations["pseudo_kept"].tolist(), dtype="Int64")
+    figure = generation_figure(generations)
+    curve = figure_html(figure, "test accuracy and macro-F1 per generation", "generation-curve")
+    caption = "Per-generation summary (generation 0 is the teacher)"
+    return curve + table_html(generations, caption, "generation-table")
+
+
+def _rounds_body(rounds: Sequence[int], summaries: dict[int, Summary]) -> str:
+    if not rounds:
+        return note_html("no rounds on disk yet (data/gen{k}/pseudo_labels/)")
+    links = "".join(f'<li><a class="round-link" href="{round_page_name(k)}">Round {k}</a></li>' for k in rounds)
+    table = table_html(round_stats(summaries), "Pseudo-labels per round", "round-table")
+    return f'<ul id="round-links">{links}</ul>{table}'
+
+
+def _confidence_overview_body(paths: ProjectPaths, rounds: Sequence[int]) -> str:
+    histograms = confidence_histograms(paths, rounds)
+    if histograms.empty:
+        return note_html("no confidence column in any round")
+    figure = confidence_overview_figure(histograms)
+    return figure_html(figure, "teacher confidence per round", "confidence-overview-figure")
+
+
+def round_page(data: RoundData, summary: Summary, rounds: Sequence[int], images: ImageEncoder) -> str:
+    """round{k}.html: every section of ROUND_SECTIONS for one round."""
+    tiles = Tiles(tile_view(data), data, images)
+    names = data.class_names
+    sections = [
+        section_html("overview", "Overview", table_html(summary["overview"], None, "overview-table")),
+        section_html("class-mix", "Class mix before and after refinement", _class_mix_body(summary)),
+        section_html("confidence", "Teacher confidence", _confidence_body(data, summary)),
+        section_html("rules", "Rule hits", _rules_body(summary)),
+        section_html("flips", "Flips since the previous round", _flips_body(summary, names)),
+        section_html("confusion", "Pseudo-labels vs truth", _confusion_body(summary, names)),
+        section_html("canary", "Canary audit (ground truth)", _canary_body(summary)),
+        section_html("kept-images", "Kept pseudo-labels per class", tiles.kept_per_class()),
+        section_html("low-confidence", "Lowest-confidence kept pseudo-labels", tiles.low_confidence()),
+        section_html("rule-drops", "Dropped, per rule", tiles.dropped_per_rule()),
+        section_html("rule-relabels", "Relabelled, per rule", tiles.relabelled_per_rule()),
+    ]
+    return page_html(f"Round {data.round}", nav_html(rounds, data.round), "".join(sections))
+
+
+def _class_mix_body(summary: Summary) -> str:
+    counts = summary["class_counts"]
+    figure = class_mix_figure(counts)
+    return figure_html(figure, "class counts before and after refinement", "class-mix-figure") + table_html(
+        counts, None, "class-count-table"
+    )
+
+
+def _confidence_body(data: RoundData, summary: Summary) -> str:
+    if "confidence" not in data.table.columns:
+        return note_html("no confidence column in this round's table")
+    figure = confidence_figure(data.table["confidence"].to_numpy(dtype=np.float64), kept_mask(data.table))
+    return figure_html(figure, "histogram of teacher confidence", "confidence-figure") + table_html(
+        summary["quantiles"], "Score quantiles per predicted class", "quantile-table"
+    )
+
+
+def _rules_body(summary: Summary) -> str:
+    rules = summary["rules"]
+    if rules.empty:
+        return note_html("no rules_report.json and no rules/dropped_by columns")
+    return table_html(rules, None, "rule-table")
+
+
+def _flips_body(summary: Summary, names: tuple[str, ...]) -> str:
+    flips = summary["flips"]
+    if flips.empty:
+        return note_html("no previous round to compare with")
+    matrix = summary["flip_matrix"][list(names)].to_numpy(dtype=np.int64)
+    figure = heatmap_figure(matrix, names, "current prediction", "previous prediction", "prediction flips")
+    return (
+        figure_html(figure, "flip matrix between consecutive rounds", "flip-figure")
+        + table_html(flips, None, "flip-table")
+        + table_html(summary["flip_pairs"], "Most frequent flips", "flip-pair-table")
+    )
+
+
+def _confusion_body(summary: Summary, names: tuple[str, ...]) -> str:
+    confusion = summary["confusion"]
+    if confusion.empty:
+        return note_html(f"no {TRUTH_COLUMN} column (or no row with truth): nothing to compare with")
+    matrix = confusion[list(names)].to_numpy(dtype=np.int64)
+    figure = heatmap_figure(matrix, names, "pseudo-label", "truth", "pseudo-labels vs truth")
+    return figure_html(figure, "confusion matrix of pseudo-labels vs truth", "confusion-figure")
+
+
+def _canary_body(summary: Summary) -> str:
+    if summary["canary_overall"].empty:
+        return note_html(f"no {TRUTH_COLUMN} column (or no row with truth): no canary audit")
+    tables = [
+        ("canary_overall", "Accuracy of teacher, kept and dropped rows", "canary-overall-table"),
+        ("canary_classes", "Precision and recall per class", "canary-class-table"),
+        ("canary_drops", "Share of each rule's drops that were wrong", "canary-drop-table"),
+    ]
+    return "".join(
+        table_html(summary[name], caption, table_id) for name, caption, table_id in tables if not summary[name].empty
+    )

@@ -1,0 +1,118 @@
+"""The numbers behind the report's index and ``dvc plots``: per generation, per round, confidence histograms."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from selftrain.atomic import write_csv
+from selftrain.inspection.rounds import available_rounds
+from selftrain.inspection.tables import round_summary
+from selftrain.paths import ProjectPaths
+from selftrain.summary import generation_table
+
+CONFIDENCE_BINS = 20
+# A round's summary tables, as `selftrain.inspection.tables.summarize_round` returns them.
+Summary = dict[str, pd.DataFrame]
+
+GENERATION_PLOT_COLUMNS = ("generation", "test_accuracy", "macro_f1")
+CONFIDENCE_PLOT_COLUMNS = ("round", "bin", "count")
+ROUND_PLOT_COLUMNS = (
+    "round", "rows", "kept", "teacher_accuracy", "kept_accuracy", "dropped_wrong_share", "flipped",
+)
+
+
+def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
+    """Write CSVs for ``dvc plots`` into `out_dir` and return their paths.
+
+    - ``generations.csv``: generation, test_accuracy, macro_f1 (teacher = generation 0);
+    - ``confidence.csv``: round, bin (left edge), count: confidence histograms;
+    - ``rounds.csv``: per round rows, kept, teacher/kept accuracy, share of drops
+      that were wrong, flips (accuracy columns empty without ground truth).
+    """
+    out_dir = Path(out_dir)
+    rounds = available_rounds(paths)
+    summaries = {k: round_summary(paths, k) for k in rounds}
+    written = []
+    for name, frame in (
+        ("generations.csv", generation_frame(paths)),
+        ("confidence.csv", confidence_histograms(paths, rounds)),
+        ("rounds.csv", round_stats(summaries)),
+    ):
+        write_csv(frame, out_dir / name)
+        written.append(out_dir / name)
+    return written
+
+
+def last_generation(paths: ProjectPaths, rounds: Sequence[int] = ()) -> int:
+    """The highest generation with metrics or a round on disk (0 when there is none)."""
+    names = [p.name for p in paths.metrics(0).parent.glob("gen*.json")]
+    found = [int(m.group(1)) for m in (re.fullmatch(r"gen(\d+)\.json", n) for n in names) if m]
+    return max([0, *found, *rounds])
+
+
+def generation_frame(paths: ProjectPaths) -> pd.DataFrame:
+    """generation, test_accuracy, macro_f1 for every generation with metrics."""
+    table = generation_table(paths, last_generation(paths, available_rounds(paths)))
+    return table[list(GENERATION_PLOT_COLUMNS)].reset_index(drop=True)
+
+
+def confidence_histograms(paths: ProjectPaths, rounds: Iterable[int]) -> pd.DataFrame:
+    """Long table round, bin, count of teacher confidence over [0, 1] in CONFIDENCE_BINS bins.
+
+    ``bin`` is the bin's left edge; a round without a confidence column has no rows.
+    """
+    edges = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
+    rows = []
+    for k in rounds:
+        confidence = _round_confidence(paths, k)
+        if confidence is None:
+            continue
+        counts, _ = np.histogram(confidence, bins=edges)
+        rows += [(k, round(float(edge), 4), int(n)) for edge, n in zip(edges[:-1], counts)]
+    return pd.DataFrame(rows, columns=list(CONFIDENCE_PLOT_COLUMNS))
+
+
+def _round_confidence(paths: ProjectPaths, k: int) -> np.ndarray | None:
+    path = paths.pseudo_labels(k) if paths.pseudo_labels(k).exists() else paths.refined(k)
+    # ParquetDataset reads the schema of a file and of a directory of parts alike.
+    if "confidence" not in pq.ParquetDataset(path).schema.names:
+        return None
+    values = pd.read_parquet(path, columns=["confidence"])["confidence"].to_numpy(dtype=np.float64)
+    return values[~np.isnan(values)]
+
+
+def round_stats(summaries: dict[int, Summary]) -> pd.DataFrame:
+    """One row per round (ROUND_PLOT_COLUMNS) from its summary tables; unknown numbers are null."""
+    rows = []
+    for k, summary in summaries.items():
+        overview = dict(zip(summary["overview"]["item"], summary["overview"]["value"]))
+        canary = summary["canary_overall"].set_index("scope")
+        flips = summary["flips"]
+        rows.append(
+            {
+                "round": k,
+                "rows": overview.get("rows"),
+                "kept": overview.get("kept"),
+                "teacher_accuracy": _lookup(canary, "teacher", "accuracy"),
+                "kept_accuracy": _lookup(canary, "kept", "accuracy"),
+                "dropped_wrong_share": _lookup(canary, "dropped", "wrong_share"),
+                "flipped": int(flips["flipped"].iloc[0]) if len(flips) else None,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(ROUND_PLOT_COLUMNS))
+    for column in ("round", "rows", "kept", "flipped"):
+        frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
+    return frame
+
+
+def _lookup(frame: pd.DataFrame, row: str, column: str) -> float | None:
+    if row not in frame.index:
+        return None
+    value = frame.at[row, column]
+    return None if pd.isna(value) else float(value)
