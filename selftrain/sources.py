@@ -41,7 +41,7 @@ from selftrain.atomic import write_json, write_parquet
 from selftrain.config import DataConfig
 from selftrain.data import CLASSES_FILE, CORE_COLUMNS, TRUTH_COLUMN, Dataset, load_dataset, prepare_digits
 from selftrain.errors import DataError
-from selftrain.refine.engine import DERIVED_COLUMNS, REQUIRED_COLUMNS, RESULT_COLUMNS
+from selftrain.refine.inputs import DERIVED_COLUMNS, REQUIRED_COLUMNS, RESULT_COLUMNS
 
 MANIFEST_FILE = "manifest.parquet"
 SKIPPED_FILE = "skipped.json"

@@ -10,7 +10,8 @@ from selftrain.config import Params
 from selftrain.data import load_dataset
 from selftrain.errors import DataError
 from selftrain.refine.config import parse_refine_config
-from selftrain.refine.engine import RefineContext, RefineResult, refine
+from selftrain.refine.engine import RefineResult, refine
+from selftrain.refine.inputs import RefineContext
 
 
 def refine_round(
