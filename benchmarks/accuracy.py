@@ -34,12 +34,16 @@ from selftrain.evaluate import evaluate_model
 from selftrain.infer import infer_pool
 from selftrain.models import create_model, header_for
 from selftrain.refine import RefineContext, parse_refine_config, refine
-from selftrain.train import FitOptions, TrainSet, fit, train_student, train_teacher
+from selftrain.train import FitOptions, TrainSet, fit
+from selftrain.trainers import train_student, train_teacher
 from selftrain.augment import resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "accuracy.json"
 
+# The supervised-only teacher of the earlier releases (labeled rows only, 100 epochs, no
+# weight average): the baseline that "share of the gap closed" is measured from.
+SUPERVISED_TEACHER = ("teacher.unlabeled=none", "teacher.ema_decay=0", "teacher.epochs=100")
 NOISE_INPUT = ("teacher.input_noise=false", "student.input_noise=false")
 NOISE_MODEL = ("student.dropout=0", "student.drop_path=0")
 # Name -> overrides. "same_size" is filled in per run (it depends on the generation count).
@@ -53,6 +57,14 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "no_noise_at_all": NOISE_INPUT + NOISE_MODEL,
     # The Noisy Student paper's ablation: the same (noised) teacher, an un-noised student.
     "no_student_noise": ("student.input_noise=false",) + NOISE_MODEL,
+    # The learner's parts (issue 15), each switched off (or on) against the defaults.
+    "unlabeled_off": SUPERVISED_TEACHER,
+    "rotation_teacher": ("teacher.unlabeled=rotation",),
+    "ema_off": ("teacher.ema_decay=0", "student.ema_decay=0"),
+    "calibration_off": ("calibration.enabled=false",),
+    "rampup_off": ("student.pseudo_rampup_epochs=0",),
+    "finetune_on": ("student.finetune_epochs=5",),
+    "student_consistency": ("student.unlabeled=consistency",),
 }
 BASELINE = "baseline"
 
@@ -128,8 +140,20 @@ def train_ceiling(dataset: Dataset, params: Params) -> float:
     return metrics["accuracy"]
 
 
-def run_one(params: Params, with_ceiling: bool, log) -> dict:
-    """Teacher, generations 1..N and (optionally) the ceiling; test accuracy of each."""
+def train_supervised_baseline(dataset: Dataset, supervised: Params) -> float:
+    """Test accuracy of the supervised-only teacher (params with SUPERVISED_TEACHER) on this split."""
+    model, header, _ = train_teacher(dataset, supervised)
+    metrics, _ = evaluate_model(model, header, dataset, supervised)
+    return metrics["accuracy"]
+
+
+def _calibration(metrics: dict) -> dict:
+    return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
+
+
+def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None = None) -> dict:
+    """Teacher, generations 1..N, (optionally) the supervised-only baseline teacher and the
+    ceiling; test accuracy of each."""
     with tempfile.TemporaryDirectory(prefix="selftrain-acc-") as tmp:
         work = Path(tmp)
         dataset = prepare_digits(work / "prepared", params.data, params.seed)
@@ -140,6 +164,8 @@ def run_one(params: Params, with_ceiling: bool, log) -> dict:
         record = {
             "labeled_rows": int((dataset.manifest["split"] == "labeled").sum()),
             "teacher": metrics["accuracy"],
+            "teacher_val": metrics.get("val", {}).get("accuracy"),
+            "teacher_calibration": _calibration(metrics),
             "generations": [],
         }
         log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
@@ -164,12 +190,17 @@ def run_one(params: Params, with_ceiling: bool, log) -> dict:
                     "kept": int(result.table["kept"].sum()),
                     "pseudo_accuracy_before": accuracy.get("before"),
                     "pseudo_accuracy_after": accuracy.get("after"),
+                    "calibration": _calibration(metrics),
                 }
             )
             log(
                 f"  gen {gen}: test {metrics['accuracy']:.4f}, kept {record['generations'][-1]['kept']}"
                 f" at {accuracy.get('after', float('nan')):.4f} ({time.perf_counter() - t0:.0f} s)"
             )
+        if supervised is not None:
+            t0 = time.perf_counter()
+            record["supervised"] = train_supervised_baseline(dataset, supervised)
+            log(f"  supervised-only teacher {record['supervised']:.4f} ({time.perf_counter() - t0:.0f} s)")
         if with_ceiling:
             t0 = time.perf_counter()
             record["ceiling"] = train_ceiling(dataset, params)
@@ -314,6 +345,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline rows (ablations only)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the fully supervised ceiling")
+    p.add_argument(
+        "--supervised",
+        action="store_true",
+        help="baseline rows also train the supervised-only teacher (the gap's starting point)",
+    )
     p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file the records are appended to")
     p.add_argument("--table-only", action="store_true", help="print the table of --out and train nothing")
@@ -353,7 +389,15 @@ def main(argv=None) -> int:
                 overrides = ablation_overrides(ablation, raw, args.generations)
                 params = build_params(raw, fraction, seed, args.generations, overrides)
                 log(f"{ablation} fraction={fraction} seed={seed} overrides={list(overrides)}")
-                record = run_one(params, with_ceiling=ablation == BASELINE and not args.no_ceiling, log=log)
+                record = run_one(
+                    params,
+                    with_ceiling=ablation == BASELINE and not args.no_ceiling,
+                    log=log,
+                    supervised=(
+                        build_params(raw, fraction, seed, args.generations, SUPERVISED_TEACHER)
+                        if ablation == BASELINE and args.supervised else None
+                    ),
+                )
                 record.update(
                     fraction=fraction,
                     seed=seed,

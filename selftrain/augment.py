@@ -3,13 +3,16 @@
 `create_loader` is the one factory. Train mode shuffles every epoch and, with
 `noise=True`, adds the student's input noise (RandAugment, random translation,
 optional horizontal flip); eval mode is noise-free, unshuffled and deterministic,
-for teacher inference and evaluation. One function, `preprocess`, holds every
-image operation and is shared by both modes; the backend (DALI GPU or CPU
-operators) is chosen once by `resolve_device` from ``augment.device``.
+for teacher inference and evaluation. `create_loader(..., views=two_views(augment))`
+reads each image once and yields two views of it (a weak and a strong one) for
+consistency training. `decode` and `noise_and_normalize` hold every image operation
+and are shared by all modes; the backend (DALI GPU or CPU operators) is chosen once
+by `resolve_device` from ``augment.device``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -34,7 +37,6 @@ FILL_VALUE = 0
 # Batches the pipeline prepares ahead of the consumer; small, as the images are small.
 PREFETCH_QUEUE_DEPTH = 2
 _READER_NAME = "Reader"
-_OUTPUT_MAP = ["images", "indices"]
 
 
 def resolve_device(setting: str) -> str:
@@ -62,26 +64,24 @@ def resolve_device(setting: str) -> str:
     return "gpu" if has_cuda else "cpu"
 
 
-def preprocess(
-    encoded: DataNode, *, image_size: int, device: str, noise: AugmentConfig | None
-) -> DataNode:
-    """Decode, resize, optionally noise, and normalise one batch of encoded images.
+def decode(encoded: DataNode, *, image_size: int, device: str) -> DataNode:
+    """Decode a batch of PNG/JPEG file contents and resize to (S, S, 3) uint8.
 
-    Args:
-        encoded: Batch of PNG/JPEG file contents from a reader.
-        image_size: Side S of the square output.
-        device: "gpu" decodes on the GPU ("mixed") and keeps every operator there; "cpu"
-            uses DALI's CPU operators.
-        noise: The input-noise settings, or None for noise-free (eval) images.
-
-    Returns:
-        Float32 batch, (3, S, S) per sample, normalised by MEAN/STD.
+    "gpu" decodes on the GPU ("mixed") and keeps every later operator there; "cpu"
+    uses DALI's CPU operators. Grey images become 3 identical channels (RGB output).
     """
-    # Grey images are expanded to 3 identical channels by output_type=RGB.
     images = fn.decoders.image(
         encoded, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB
     )  # (H, W, 3) uint8
-    images = fn.resize(images, size=[image_size, image_size])  # (S, S, 3) uint8
+    return fn.resize(images, size=[image_size, image_size])  # (S, S, 3) uint8
+
+
+def noise_and_normalize(images: DataNode, *, image_size: int, noise: AugmentConfig | None) -> DataNode:
+    """Optionally noise (S, S, 3) uint8 images, then normalise to float32 (3, S, S) by MEAN/STD.
+
+    Args:
+        noise: The input-noise settings, or None for noise-free (eval) images.
+    """
     mirror = 0
     if noise is not None:
         images = _rand_augment(images, image_size, noise)
@@ -96,6 +96,32 @@ def preprocess(
         std=list(STD),
         mirror=mirror,
     )  # (3, S, S) float32
+
+
+def torch_device(dali_device: str) -> torch.device:
+    """The torch device that a pipeline on `dali_device` ("gpu" or "cpu") delivers to."""
+    return torch.device("cuda") if dali_device == "gpu" else torch.device("cpu")
+
+
+def preprocess(
+    encoded: DataNode, *, image_size: int, device: str, noise: AugmentConfig | None
+) -> DataNode:
+    """Decode, resize, optionally noise, and normalise one batch of encoded images.
+
+    Returns:
+        Float32 batch, (3, S, S) per sample, normalised by MEAN/STD.
+    """
+    images = decode(encoded, image_size=image_size, device=device)
+    return noise_and_normalize(images, image_size=image_size, noise=noise)
+
+
+def two_views(augment: AugmentConfig) -> tuple[AugmentConfig, AugmentConfig]:
+    """(weak, strong) input noise for consistency training (FixMatch's views).
+
+    Weak: translation (and flip where allowed) only; strong: the configured RandAugment
+    on top. The teacher's pseudo-target comes from the weak view, the loss from the strong.
+    """
+    return dataclasses.replace(augment, num_ops=0), augment
 
 
 def _rand_augment(images: DataNode, image_size: int, noise: AugmentConfig) -> DataNode:
@@ -139,13 +165,14 @@ def _file_pipeline(
     *,
     image_size: int,
     device: str,
-    noise: AugmentConfig | None,
+    views: tuple[AugmentConfig | None, ...],
     shuffle: bool,
     shuffle_seed: int,
     shard_id: int,
     num_shards: int,
-) -> tuple[DataNode, DataNode]:
-    """Read `files` and preprocess them; the label of each file is its position in `files`."""
+) -> tuple[DataNode, ...]:
+    """Read `files`, decode each once, and return one output per view (its noise, or None
+    for none) plus the indices; the label of each file is its position in `files`."""
     # pad_last_batch ends every epoch on a shard boundary (the iterator trims the
     # padding again, LastBatchPolicy.PARTIAL); without it the last batch reads into
     # the next epoch, which then repeats some samples and misses others.
@@ -162,8 +189,9 @@ def _file_pipeline(
         name=_READER_NAME,
         **(shuffle_args if shuffle else {}),
     )
-    images = preprocess(encoded, image_size=image_size, device=device, noise=noise)
-    return images, indices
+    images = decode(encoded, image_size=image_size, device=device)
+    outputs = [noise_and_normalize(images, image_size=image_size, noise=noise) for noise in views]
+    return (*outputs, indices)
 
 
 class ImageLoader:
@@ -178,7 +206,9 @@ class ImageLoader:
         device: "gpu" or "cpu", where the images end up.
     """
 
-    def __init__(self, pipeline: Pipeline, *, num_samples: int, batch_size: int, device: str):
+    def __init__(
+        self, pipeline: Pipeline, *, num_samples: int, batch_size: int, device: str, num_views: int = 1
+    ):
         """Wrap a built file-reader pipeline.
 
         Args:
@@ -186,7 +216,9 @@ class ImageLoader:
             num_samples: Samples in this pipeline's shard.
             batch_size: Samples per full batch.
             device: "gpu" or "cpu", where the images end up.
+            num_views: Image outputs of the pipeline (before the indices).
         """
+        self._views = [f"view{i}" for i in range(num_views)]
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.device = device
@@ -194,7 +226,7 @@ class ImageLoader:
         # after each epoch so `for` can start the next one.
         self._iterator = DALIGenericIterator(
             pipeline,
-            _OUTPUT_MAP,
+            [*self._views, "indices"],
             reader_name=_READER_NAME,
             last_batch_policy=LastBatchPolicy.PARTIAL,
             auto_reset=True,
@@ -204,12 +236,12 @@ class ImageLoader:
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         """Run one epoch.
 
         Yields:
             images: float32 (B, 3, S, S), normalised by MEAN/STD; on CUDA when the device
-                is "gpu", else on the CPU.
+                is "gpu", else on the CPU. One tensor per view (two for `two_views`).
             indices: int64 (B,), on the CPU: each sample's position in the `paths` given
                 to `create_loader`.
         """
@@ -223,7 +255,7 @@ class ImageLoader:
             # With num_shards > 1, DALI keeps shards in step by giving a smaller shard
             # an empty last batch; a training step cannot use it.
             if indices.numel() > 0:
-                yield batch["images"], indices
+                yield (*(batch[view] for view in self._views), indices)
         self._epoch_open = False
 
 
@@ -238,6 +270,7 @@ def create_loader(
     seed: int = 0,
     shard_id: int = 0,
     num_shards: int = 1,
+    views: tuple[AugmentConfig | None, ...] | None = None,
 ) -> ImageLoader:
     """Build a DALI loader over image files.
 
@@ -252,6 +285,8 @@ def create_loader(
         seed: Seeds the shuffle (the same on every shard, so shards split one permutation)
             and the noise (different per shard).
         shard_id: Which shard of the samples this loader reads.
+        views: In train mode, the noise of each view of an image, read and decoded once
+            (e.g. `two_views(augment)`); None: one view, noised by `augment` when `noise`.
         num_shards: How many shards the samples are split into (one per DDP rank).
             On "gpu" the pipeline runs on torch.cuda.current_device(), so set each
             rank's device before calling.
@@ -270,11 +305,13 @@ def create_loader(
     if num_samples == 0:
         raise DataError(f"shard {shard_id} of {num_shards} gets none of the {len(files)} images")
     device = resolve_device(augment.device)
+    if views is None or not train:
+        views = (augment if train and noise else None,)
     pipeline = _file_pipeline(
         files,
         image_size=image_size,
         device=device,
-        noise=augment if train and noise else None,
+        views=tuple(views),
         shuffle=train,
         shuffle_seed=seed,
         shard_id=shard_id,
@@ -288,7 +325,9 @@ def create_loader(
         prefetch_queue_depth=PREFETCH_QUEUE_DEPTH,
     )
     pipeline.build()
-    return ImageLoader(pipeline, num_samples=num_samples, batch_size=batch_size, device=device)
+    return ImageLoader(
+        pipeline, num_samples=num_samples, batch_size=batch_size, device=device, num_views=len(views)
+    )
 
 
 def _existing_files(paths: Sequence[str | Path]) -> list[str]:
@@ -311,4 +350,15 @@ def _shard_size(total: int, shard_id: int, num_shards: int) -> int:
     return end - start
 
 
-__all__ = ["MEAN", "STD", "ImageLoader", "create_loader", "preprocess", "resolve_device"]
+__all__ = [
+    "MEAN",
+    "STD",
+    "ImageLoader",
+    "create_loader",
+    "decode",
+    "noise_and_normalize",
+    "preprocess",
+    "resolve_device",
+    "torch_device",
+    "two_views",
+]

@@ -26,6 +26,9 @@ BACKEND_CHOICES = ("auto", "gloo", "nccl")
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
 SOURCE_CHOICES = ("digits", "folders", "manifest")
 MANIFEST_SUFFIXES = (".csv", ".parquet")
+# What a training stage learns from the unlabeled pool besides its labels: nothing,
+# which of 4 rotations was applied (SESEMI), or weak/strong-view agreement (FixMatch).
+UNLABELED_CHOICES = ("none", "rotation", "consistency")
 
 
 @dataclass(frozen=True)
@@ -94,22 +97,34 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """Generation 0: trained on labeled rows only."""
+    """Generation 0: trained on labeled rows (and, by `unlabeled`, on the unlabeled pool)."""
 
     width: int = 16
     depth: int = 1
     dropout: float = 0.1
     drop_path: float = 0.0
     input_noise: bool = True
+    # With `unlabeled` other than none, an epoch is one pass over the unlabeled pool.
     epochs: int = 40
     batch_size: int = 32
     lr: float = 0.05
+    # none | rotation | consistency: the auxiliary loss on unlabeled images.
+    unlabeled: str = "none"
+    # Weight of that loss beside the supervised one.
+    unlabeled_weight: float = 1.0
+    # consistency: the weak view's confidence needed before its label trains the strong view.
+    unlabeled_threshold: float = 0.95
+    # Unlabeled images per labeled image in a batch.
+    unlabeled_ratio: float = 3.0
+    # Exponential moving average of the weights, per step; the average is what is saved. 0 = off.
+    ema_decay: float = 0.0
 
     def validate(self, path: str) -> None:
         _model_ranges(self, path)
         _range(self.epochs, 1, 10_000, f"{path}.epochs")
         _range(self.batch_size, 1, 65_536, f"{path}.batch_size")
         _range(self.lr, 1e-8, 10.0, f"{path}.lr")
+        _unlabeled_ranges(self, path)
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,19 @@ class StudentConfig:
     batch_size: int = 32
     batch_ratio: float = 3.0
     lr: float = 0.05
+    # As for the teacher; the unlabeled images are the round's whole pool.
+    unlabeled: str = "none"
+    unlabeled_weight: float = 1.0
+    unlabeled_threshold: float = 0.95
+    unlabeled_ratio: float = 3.0
+    ema_decay: float = 0.0
+    # The pseudo-labelled part of the loss ramps linearly from 0 to full weight over
+    # this many epochs (per step); 0 = full weight from the first step.
+    pseudo_rampup_epochs: int = 0
+    # Epochs on the labeled rows alone after the student's training, at finetune_lr
+    # (the Noisy Student paper's optional fine-tune). 0 = none.
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.005
 
     def validate(self, path: str) -> None:
         _range(self.dropout, 0.0, 0.95, f"{path}.dropout")
@@ -133,6 +161,22 @@ class StudentConfig:
         if not self.batch_ratio > 0:
             raise ConfigError(f"{path}.batch_ratio: must be > 0, got {self.batch_ratio!r}")
         _range(self.lr, 1e-8, 10.0, f"{path}.lr")
+        _unlabeled_ranges(self, path)
+        _range(self.pseudo_rampup_epochs, 0, 10_000, f"{path}.pseudo_rampup_epochs")
+        _range(self.finetune_epochs, 0, 10_000, f"{path}.finetune_epochs")
+        _range(self.finetune_lr, 1e-8, 10.0, f"{path}.finetune_lr")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Temperature scaling of every trained model, fitted on the val split."""
+
+    # Fit one temperature after each training stage; inference divides logits by it,
+    # so pseudo-label confidences and thresholds are calibrated.
+    enabled: bool = True
+
+    def validate(self, path: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -231,6 +275,7 @@ class Params:
     infer: InferConfig
     loop: LoopConfig
     distributed: DistributedConfig
+    calibration: CalibrationConfig
     # Raw `refine` section; parsed by selftrain.refine (it knows the class names).
     refine: Mapping[str, Any]
     generations: Mapping[int, GenerationConfig]
@@ -338,6 +383,7 @@ def params_from_dict(raw: Any) -> Params:
         "infer": InferConfig,
         "loop": LoopConfig,
         "distributed": DistributedConfig,
+        "calibration": CalibrationConfig,
     }
     allowed = {"seed", "refine", "generations", "evaluate_generations", *sections}
     unknown = sorted(set(raw) - allowed)
@@ -477,6 +523,15 @@ def _choice(value: str, choices: tuple[str, ...], path: str) -> None:
         raise ConfigError(f"{path}: must be one of {list(choices)}, got {value!r}")
 
 
+def _unlabeled_ranges(cfg, path: str) -> None:
+    _choice(cfg.unlabeled, UNLABELED_CHOICES, f"{path}.unlabeled")
+    _range(cfg.unlabeled_weight, 0.0, 100.0, f"{path}.unlabeled_weight")
+    _range(cfg.unlabeled_threshold, 0.0, 1.0, f"{path}.unlabeled_threshold")
+    if not cfg.unlabeled_ratio > 0:
+        raise ConfigError(f"{path}.unlabeled_ratio: must be > 0, got {cfg.unlabeled_ratio!r}")
+    _range(cfg.ema_decay, 0.0, 0.99999, f"{path}.ema_decay")
+
+
 def _model_ranges(cfg, path: str) -> None:
     _range(cfg.width, 4, 4096, f"{path}.width")
     _range(cfg.depth, 1, 64, f"{path}.depth")
@@ -486,6 +541,7 @@ def _model_ranges(cfg, path: str) -> None:
 
 __all__ = [
     "AugmentConfig",
+    "CalibrationConfig",
     "DataConfig",
     "DistributedConfig",
     "GenerationConfig",

@@ -30,13 +30,11 @@ import torch
 from torch import nn
 
 from selftrain.atomic import atomic_path
-from selftrain.augment import create_loader
-from selftrain.augment import resolve_device
+from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset
 from selftrain.errors import DataError
 from selftrain.paths import pseudo_label_part
-from selftrain.train import torch_device
 
 # Columns of the pseudo-label table, in order; later columns only ever get added.
 PSEUDO_LABEL_COLUMNS = (
@@ -72,15 +70,17 @@ def predict_batches(
     batch_size: int,
     augment: AugmentConfig,
     device: str,
+    logits: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (indices (B,) into `paths`, class probabilities (B, C)) batch by batch,
-    in the order of `paths`."""
+    in the order of `paths`; with `logits`, the model's raw outputs (B, C) instead."""
     model.eval().to(torch_device(device))
     loader = create_loader(
         paths, image_size=image_size, batch_size=batch_size, train=False, augment=augment
     )
     for images, idx in loader:
-        yield idx.numpy(), torch.softmax(model(images).float(), dim=1).cpu().numpy()
+        out = model(images).float()
+        yield idx.numpy(), (out if logits else torch.softmax(out, dim=1)).cpu().numpy()
 
 
 def predict_probs(
@@ -91,11 +91,19 @@ def predict_probs(
     batch_size: int,
     augment: AugmentConfig,
     device: str,
+    logits: bool = False,
 ) -> np.ndarray:
-    """Class probabilities (N, C), row i for paths[i]; for splits that fit in memory."""
+    """Class probabilities (N, C), row i for paths[i] (raw outputs with `logits`); for
+    splits that fit in memory."""
     probs: np.ndarray | None = None
     for idx, batch_probs in predict_batches(
-        model, paths, image_size=image_size, batch_size=batch_size, augment=augment, device=device
+        model,
+        paths,
+        image_size=image_size,
+        batch_size=batch_size,
+        augment=augment,
+        device=device,
+        logits=logits,
     ):
         if probs is None:
             probs = np.empty((len(paths), batch_probs.shape[1]), dtype=np.float32)
@@ -326,9 +334,9 @@ def remove_stray_files(out_dir: str | Path, num_shards: int) -> list[Path]:
 
 
 def predict_split(
-    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params
+    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, logits: bool = False
 ) -> np.ndarray:
-    """Probabilities (N, C) for manifest rows of `dataset`."""
+    """Probabilities (N, C) for manifest rows of `dataset` (raw outputs with `logits`)."""
     return predict_probs(
         model,
         dataset.resolve(rows["path"]),
@@ -336,4 +344,5 @@ def predict_split(
         batch_size=params.infer.batch_size,
         augment=params.augment,
         device=resolve_device(params.augment.device),
+        logits=logits,
     )

@@ -37,6 +37,8 @@ class ModelHeader:
     image_size: int
     generation: int
     num_parameters: int
+    # Logits are divided by this before the softmax (fitted on val; 1.0 = uncalibrated).
+    temperature: float = 1.0
 
 
 class ResidualBlock(nn.Module):
@@ -88,6 +90,30 @@ class ResNetS3(nn.Module):
         # x: (B, 3, S, S) -> logits (B, num_classes)
         return self.head(self.blocks(self.stem(x)))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, S, S) -> pooled features (B, 4w), what the classifier sees
+        return self.head[:2](self.blocks(self.stem(x)))
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head[-1].in_features
+
+
+class Calibrated(nn.Module):
+    """A classifier whose logits are divided by a fitted temperature (inference only).
+
+    The temperature is a buffer, so it is part of the inference fingerprint; the
+    checkpoint stores the bare network's weights and the temperature in its header.
+    """
+
+    def __init__(self, net: nn.Module, temperature: float = 1.0):
+        super().__init__()
+        self.net = net
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) / self.temperature
+
 
 def create_model(
     width: int, depth: int, dropout: float, drop_path: float, num_classes: int
@@ -95,7 +121,9 @@ def create_model(
     return ResNetS3(width, depth, dropout, drop_path, num_classes)
 
 
-def header_for(model: nn.Module, params: Params, class_names: tuple[str, ...], gen: int) -> ModelHeader:
+def header_for(
+    model: nn.Module, params: Params, class_names: tuple[str, ...], gen: int, temperature: float = 1.0
+) -> ModelHeader:
     width, depth = params.model_size(gen)
     return ModelHeader(
         architecture=ARCHITECTURE,
@@ -106,6 +134,7 @@ def header_for(model: nn.Module, params: Params, class_names: tuple[str, ...], g
         image_size=params.data.image_size,
         generation=gen,
         num_parameters=count_parameters(model),
+        temperature=float(temperature),
     )
 
 
@@ -114,7 +143,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_model(model: nn.Module, header: ModelHeader, out_dir: str | Path) -> None:
-    """Write weights and header into `out_dir` atomically (the whole directory swaps)."""
+    """Write weights and header into `out_dir` atomically (the whole directory swaps).
+
+    A `Calibrated` model is saved as its bare network; the temperature is in the header.
+    """
+    if isinstance(model, Calibrated):
+        model = model.net
     with atomic_dir(out_dir) as tmp:
         torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
         (tmp / HEADER_FILE).write_text(json.dumps(asdict(header), indent=2) + "\n")
@@ -135,9 +169,10 @@ def read_header(model_dir: str | Path) -> ModelHeader:
 
 def load_model(
     model_dir: str | Path, expect_class_names: tuple[str, ...] | None = None
-) -> tuple[ResNetS3, ModelHeader]:
-    """Rebuild a model in eval mode from its directory; its noise is irrelevant at
-    inference (eval mode turns dropout and stochastic depth off), so it is built without."""
+) -> tuple[Calibrated, ModelHeader]:
+    """Rebuild a model in eval mode from its directory, its logits scaled by the header's
+    temperature; its noise is irrelevant at inference (eval mode turns dropout and
+    stochastic depth off), so it is built without."""
     header = read_header(model_dir)
     if header.architecture != ARCHITECTURE:
         raise ModelError(
@@ -160,4 +195,4 @@ def load_model(
             f"(width={header.width}, depth={header.depth}, classes={header.num_classes}): "
             f"{str(exc).splitlines()[0]}"
         ) from None
-    return model.eval(), header
+    return Calibrated(model, header.temperature).eval(), header

@@ -1,10 +1,11 @@
-"""Training: the soft-target loss, one epoch, and `fit` for teacher and student.
+"""Training: `fit` for teacher and student, with per-epoch checkpoints for exact resume.
 
-The teacher learns from labeled rows only. A student's batch is a labeled part
-and a pseudo-labelled part (`batch_ratio` times larger, as in Noisy Student),
-and it learns with noise: DALI input noise, dropout and stochastic depth in the
-model. An epoch is one pass over the pseudo-labelled rows; the labeled rows
-cycle beside them.
+The teacher learns from labeled rows (and, by its `unlabeled` setting, from the
+unlabeled pool through an auxiliary loss). A student's batch is a labeled part and
+a pseudo-labelled part (`batch_ratio` times larger, as in Noisy Student), and it
+learns with noise: DALI input noise, dropout and stochastic depth in the model.
+An epoch is one pass over the pseudo-labelled rows, else over the unlabeled pool
+when an unlabeled loss is on, else over the labeled rows; the other streams cycle.
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ import hashlib
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from selftrain.atomic import atomic_path
-from selftrain.augment import ImageLoader, create_loader, resolve_device
-from selftrain.config import AugmentConfig, OptimConfig, Params
-from selftrain.data import Dataset
+from selftrain.augment import ImageLoader, create_loader, torch_device, two_views
+from selftrain.config import AugmentConfig, OptimConfig
 from selftrain.distributed import (
     SINGLE_PROCESS,
     World,
@@ -37,8 +36,10 @@ from selftrain.distributed import (
     rank_batch_size,
     sum_over_ranks,
 )
+from selftrain.ema import WeightAverage
 from selftrain.errors import TrainingError
-from selftrain.models import ModelHeader, ResNetS3, count_parameters, create_model, header_for
+from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch, soft_cross_entropy
+from selftrain.models import count_parameters
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class TrainSet:
 
 
 @dataclass(frozen=True)
+class UnlabeledLoss:
+    """The auxiliary loss on unlabeled images (`teacher.unlabeled`, `student.unlabeled`)."""
+
+    kind: str = "none"  # none | rotation | consistency
+    weight: float = 1.0
+    # consistency: weak-view confidence needed for a row to count.
+    threshold: float = 0.95
+    # Unlabeled images per labeled image in a batch.
+    ratio: float = 3.0
+
+
+@dataclass(frozen=True)
 class FitOptions:
     epochs: int
     lr: float
@@ -75,33 +88,17 @@ class FitOptions:
     input_noise: bool = True
     # Pseudo-labelled rows per labeled row in a student batch.
     batch_ratio: float = 1.0
+    unlabeled: UnlabeledLoss = field(default_factory=UnlabeledLoss)
+    # Per-step decay of the weight average that `fit` leaves in the model; 0 = off.
+    ema_decay: float = 0.0
+    # The pseudo-labelled rows' weight ramps linearly from 0 to 1 over these epochs.
+    pseudo_rampup_epochs: int = 0
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def torch_device(dali_device: str) -> torch.device:
-    return torch.device("cuda") if dali_device == "gpu" else torch.device("cpu")
-
-
-def soft_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    """Weighted cross-entropy against soft targets.
-
-    logits (B, C), targets (B, C) rows summing to 1, weights (B,) -> scalar.
-    With one-hot targets this is the ordinary cross-entropy.
-    """
-    per_row = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B,)
-    return (weights * per_row).sum() / weights.sum().clamp_min(1e-12)
-
-
-def _forever(loader: ImageLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    while True:
-        yield from loader
 
 
 def fit(
@@ -114,6 +111,7 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
     world: World = SINGLE_PROCESS,
+    unlabeled: Sequence[str] | None = None,
 ) -> list[dict]:
     """Train `model` in place; return one record per epoch (loss, accuracy on its batches).
 
@@ -129,38 +127,54 @@ def fit(
         world: this process's rank among DDP processes. Each rank reads its own shard
             of the data with 1/world.size of the batch, so the global batch is the same
             as with one process; records are over all ranks.
+        unlabeled: image paths for `options.unlabeled` (required unless its kind is none).
+
+    With `options.ema_decay` > 0 the model ends holding the weight average, not the
+    last step's weights.
     """
     # Rank 0 keeps the single-process seed; other ranks draw different dropout masks.
     seed_everything(options.seed + world.rank)
     torch_dev = torch_device(device)
     model.to(torch_dev)
+    aux = options.unlabeled
+    if aux.kind != "none" and not unlabeled:
+        raise TrainingError(f"{label}: unlabeled loss {aux.kind!r} needs unlabeled images, got none")
     pseudo_batch = max(1, round(options.batch_size * options.batch_ratio)) if pseudo else 0
+    unlabeled_batch = max(1, round(options.batch_size * aux.ratio))
 
-    def loader(train_set: TrainSet, batch_size: int, seed: int) -> ImageLoader:
+    def loader(paths: Sequence[str], batch_size: int, seed: int, views=None) -> ImageLoader:
         return create_loader(
-            train_set.paths,
+            paths,
             image_size=options.image_size,
-            batch_size=batch_size,
+            batch_size=rank_batch_size(batch_size, world),
             train=True,
             augment=options.augment,
             noise=options.input_noise,
             seed=seed,
             shard_id=world.rank,
             num_shards=world.size,
+            views=views,
         )
 
-    labeled_loader = loader(labeled, rank_batch_size(options.batch_size, world), options.seed)
-    pseudo_loader = (
-        loader(pseudo, rank_batch_size(pseudo_batch, world), options.seed + 1) if pseudo else None
+    labeled_loader = loader(labeled.paths, options.batch_size, options.seed)
+    pseudo_loader = loader(pseudo.paths, pseudo_batch, options.seed + 1) if pseudo else None
+    # consistency: a weak and a strong view of each unlabeled image; rotation: one noised view.
+    views = two_views(options.augment) if aux.kind == "consistency" else None
+    unlabeled_loader = (
+        loader(unlabeled, unlabeled_batch, options.seed + 2, views) if aux.kind != "none" else None
     )
+    # What one epoch is a pass over; the other loaders cycle beside it.
+    driver = pseudo_loader or unlabeled_loader or labeled_loader
     # Uneven shards give some ranks one batch more; every rank must take the same
     # number of steps (each step all-reduces gradients), so all take the fewest and
     # the longer shards leave their last batch of the epoch unused.
-    steps_per_epoch = min_over_ranks(len(pseudo_loader) if pseudo_loader else len(labeled_loader), world)
+    steps_per_epoch = min_over_ranks(len(driver), world)
     total_steps = steps_per_epoch * options.epochs
+    rampup_steps = options.pseudo_rampup_epochs * steps_per_epoch
 
+    train_net: nn.Module = WithRotationHead(model).to(torch_dev) if aux.kind == "rotation" else model
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        train_net.parameters(),
         lr=options.lr,
         momentum=options.optim.momentum,
         weight_decay=options.optim.weight_decay,
@@ -169,41 +183,53 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     )
+    average = WeightAverage(model, options.ema_decay) if options.ema_decay > 0 else None
     to_dev = lambda array: torch.as_tensor(array).to(torch_dev)  # noqa: E731
     labeled_targets, labeled_weights = to_dev(labeled.targets), to_dev(labeled.weights)
     if pseudo:
         pseudo_targets, pseudo_weights = to_dev(pseudo.targets), to_dev(pseudo.weights)
 
-    fingerprint = _fingerprint(model, labeled, pseudo, options, label, world)
+    fingerprint = _fingerprint(model, labeled, pseudo, unlabeled, options, label, world)
     history: list[dict] = []
-    resumed = _load_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler, world)
+    resumed = _load_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, world)
     if resumed:
         history, rng_state = resumed
     # After loading: DDP starts every rank from rank 0's weights.
-    net = data_parallel(model, world, torch_dev)
-    labeled_stream = _forever(labeled_loader)
+    net = data_parallel(train_net, world, torch_dev)
+    streams = {
+        id(loader): _forever(loader) for loader in (labeled_loader, unlabeled_loader) if loader and loader is not driver
+    }
+
+    def next_batches(driver_batch):
+        """This step's (labeled, unlabeled) batches; None where a loader is off."""
+        pick = lambda ldr: None if ldr is None else (driver_batch if ldr is driver else next(streams[id(ldr)]))  # noqa: E731
+        return pick(labeled_loader), pick(unlabeled_loader)
+
     # Replay the finished epochs' data order without computing, so that the DALI
     # readers and augmentation RNGs stand where the interrupted run left them.
     for _ in history:
-        for _batch in _epoch_batches(pseudo_loader, steps_per_epoch):
-            next(labeled_stream)
+        for driver_batch in itertools.islice(driver, steps_per_epoch):
+            next_batches(driver_batch)
     if resumed:
         torch.set_rng_state(rng_state)
     for epoch in range(len(history) + 1, options.epochs + 1):
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch in _epoch_batches(pseudo_loader, steps_per_epoch):
-            images, idx = next(labeled_stream)
+        train_net.train()
+        sums = {"loss": 0.0, "correct": 0, "seen": 0, "unlabeled_loss": 0.0, "mask": 0.0, "steps": 0}
+        for step_in_epoch, driver_batch in enumerate(itertools.islice(driver, steps_per_epoch)):
+            (images, idx), unlabeled_batch_ = next_batches(driver_batch)
             idx = idx.to(torch_dev)
             targets, weights = labeled_targets[idx], labeled_weights[idx]
             if pseudo_loader:
-                pseudo_images, pseudo_idx = batch
+                pseudo_images, pseudo_idx = driver_batch
                 pseudo_idx = pseudo_idx.to(torch_dev)
+                step = (epoch - 1) * steps_per_epoch + step_in_epoch
                 images = torch.cat([images, pseudo_images])
                 targets = torch.cat([targets, pseudo_targets[pseudo_idx]])
-                weights = torch.cat([weights, pseudo_weights[pseudo_idx]])
-            logits = net(images)
+                weights = torch.cat([weights, pseudo_weights[pseudo_idx] * rampup_weight(step, rampup_steps)])
+            logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
             loss = soft_cross_entropy(logits, targets, weights)
+            if aux_loss is not None:
+                loss = loss + aux.weight * aux_loss
             finite = bool(torch.isfinite(loss))
             if world.size > 1:
                 finite = all_ranks_true(finite, world)
@@ -216,45 +242,95 @@ def fit(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(images)
-            correct += (logits.argmax(1) == targets.argmax(1)).sum().item()
-            seen += len(images)
-        loss_sum, correct, seen = sum_over_ranks([loss_sum, correct, seen], world)
-        record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen}
+            if average is not None:
+                average.update(model)
+            sums["loss"] += loss.item() * len(images)
+            sums["correct"] += (logits.argmax(1) == targets.argmax(1)).sum().item()
+            sums["seen"] += len(images)
+            if aux_loss is not None:
+                sums["unlabeled_loss"] += aux_loss.item()
+                sums["mask"] += mask_rate
+                sums["steps"] += 1
+        loss_sum, correct, seen, aux_sum, mask_sum, aux_steps = sum_over_ranks(
+            [sums["loss"], sums["correct"], sums["seen"], sums["unlabeled_loss"], sums["mask"], sums["steps"]], world
+        )
+        record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen, "images": int(seen)}
+        if aux_steps:
+            record["unlabeled_loss"] = aux_sum / aux_steps
+            if aux.kind == "consistency":
+                # Share of unlabeled rows whose weak view was confident enough to train on.
+                record["unlabeled_mask"] = mask_sum / aux_steps
         history.append(record)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, model, optimizer, scheduler, history, world)
+            _save_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, history, world)
         if on_epoch:
             on_epoch(record)
+    if average is not None:
+        average.copy_to(model)
     return history
 
 
-def _epoch_batches(pseudo_loader: ImageLoader | None, steps: int) -> Iterator:
-    """One epoch's `steps` pseudo-labelled batches (None each for the teacher).
+def _forward(
+    net: nn.Module, aux: UnlabeledLoss, images: torch.Tensor, unlabeled_batch
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """(logits (B, C) of the labeled and pseudo rows, the unlabeled loss or None, share of
+    unlabeled rows that passed the consistency threshold)."""
+    if aux.kind == "consistency":
+        weak, strong, _ = unlabeled_batch
+        # One forward over all three parts: batch-norm statistics see them together.
+        all_logits = net(torch.cat([images, weak, strong]))
+        n = images.shape[0]
+        weak_logits, strong_logits = all_logits[n:].chunk(2)
+        aux_loss, mask = consistency_loss(weak_logits, strong_logits, aux.threshold)
+        return all_logits[:n], aux_loss, float(mask.mean())
+    if aux.kind == "rotation":
+        unlabeled_images, _ = unlabeled_batch
+        rotated, turns = rotate_batch(torch.cat([images, unlabeled_images]))
+        logits, rotation_logits = net(images, rotated)
+        return logits, F.cross_entropy(rotation_logits, turns), 0.0
+    return net(images), None, 0.0
 
-    Stops after `steps` without reading on; the loader finishes an epoch left open
-    before it starts the next.
-    """
-    if pseudo_loader is None:
-        return itertools.repeat(None, steps)
-    return itertools.islice(pseudo_loader, steps)
+
+def _forever(loader: ImageLoader) -> Iterator[tuple[torch.Tensor, ...]]:
+    while True:
+        yield from loader
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def _fingerprint(
-    model: nn.Module, labeled: TrainSet, pseudo: TrainSet | None, options: FitOptions, label: str, world: World
+    model: nn.Module,
+    labeled: TrainSet,
+    pseudo: TrainSet | None,
+    unlabeled: Sequence[str] | None,
+    options: FitOptions,
+    label: str,
+    world: World,
 ) -> str:
-    """Identity of a training run: a checkpoint resumes only the run that wrote it."""
+    """Identity of a training run: a checkpoint resumes only the run that wrote it.
+
+    Hashes the rows themselves (paths, targets, weights), so two pseudo-label sets of
+    one size and one target sum never collide.
+    """
     parts = [label, repr(options), str(count_parameters(model))]
     if world.size > 1:
         parts.append(f"world={world.size}")
     for train_set in (labeled, pseudo):
         if train_set is not None:
-            parts += [str(len(train_set.paths)), str(float(train_set.targets.sum())), str(float(train_set.weights.sum()))]
+            parts += [
+                hashlib.sha256("\n".join(map(str, train_set.paths)).encode()).hexdigest(),
+                _digest(np.asarray(train_set.targets, dtype=np.float32)),
+                _digest(np.asarray(train_set.weights, dtype=np.float32)),
+            ]
+    if unlabeled:
+        parts.append(hashlib.sha256("\n".join(map(str, unlabeled)).encode()).hexdigest())
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def _save_checkpoint(
-    path: Path, fingerprint: str, model, optimizer, scheduler, history: list[dict], world: World
+    path: Path, fingerprint: str, model, optimizer, scheduler, average, history: list[dict], world: World
 ) -> None:
     # Every rank's RNG (dropout masks differ by rank); collective, so all ranks call it.
     rng_states = gather_objects(torch.get_rng_state(), world)
@@ -268,13 +344,15 @@ def _save_checkpoint(
         "history": history,
         "torch_rng": rng_states[0],
     }
+    if average is not None:
+        state["weight_average"] = average.state_dict()
     if world.size > 1:
         state["torch_rng_ranks"] = rng_states
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, scheduler, world: World):
+def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, scheduler, average, world: World):
     """(history, this rank's torch RNG state) of a matching checkpoint, or None to start fresh."""
     if path is None or not Path(path).exists():
         return None
@@ -287,98 +365,9 @@ def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, sche
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.load_state_dict(state["weight_average"])
     return list(state["history"]), state.get("torch_rng_ranks", [state["torch_rng"]])[world.rank]
 
 
-def labeled_train_set(dataset: Dataset) -> TrainSet:
-    rows = dataset.labeled()
-    return TrainSet.from_labels(dataset.resolve(rows["path"]), rows["label"].to_numpy(np.int64), dataset.num_classes)
-
-
-def pseudo_train_set(dataset: Dataset, refined: pd.DataFrame, gen: int) -> TrainSet:
-    """Kept rows of a refined round, each repeated `copies` times (class balancing)."""
-    kept = refined[refined["kept"]]
-    if kept.empty or int(kept["copies"].sum()) == 0:
-        raise TrainingError(
-            f"train_student@{gen}: refine@{gen} kept no pseudo-labels, so the student would "
-            "learn from labeled rows only; lower refine.threshold or relax the rules"
-        )
-    repeat = kept["copies"].to_numpy(np.int64)
-    paths = np.repeat(np.asarray(dataset.resolve(kept["path"]), dtype=object), repeat)
-    targets = np.repeat(np.stack(kept["target"].to_numpy()).astype(np.float32), repeat, axis=0)
-    weights = np.repeat(kept["weight"].to_numpy(np.float32), repeat)
-    return TrainSet(list(paths), targets, weights)
-
-
-def train_teacher(
-    dataset: Dataset,
-    params: Params,
-    on_epoch=None,
-    checkpoint: Path | None = None,
-    world: World = SINGLE_PROCESS,
-) -> tuple[ResNetS3, ModelHeader, list[dict]]:
-    cfg = params.teacher
-    options = FitOptions(
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        batch_size=cfg.batch_size,
-        image_size=params.data.image_size,
-        seed=params.seed,
-        optim=params.optim,
-        augment=params.augment,
-        input_noise=cfg.input_noise,
-    )
-    # Seeded initial weights: a rerun of the stage (another process) trains the same model.
-    seed_everything(options.seed)
-    model = create_model(cfg.width, cfg.depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
-    history = fit(
-        model,
-        labeled_train_set(dataset),
-        None,
-        options,
-        resolve_device(params.augment.device),
-        "train_teacher",
-        on_epoch,
-        checkpoint,
-        world,
-    )
-    return model, header_for(model, params, dataset.class_names, 0), history
-
-
-def train_student(
-    dataset: Dataset,
-    refined: pd.DataFrame,
-    params: Params,
-    gen: int,
-    on_epoch=None,
-    checkpoint: Path | None = None,
-    world: World = SINGLE_PROCESS,
-) -> tuple[ResNetS3, ModelHeader, list[dict]]:
-    cfg = params.student
-    width, depth = params.model_size(gen)
-    generation = params.generations[gen]
-    options = FitOptions(
-        epochs=generation.epochs or cfg.epochs,
-        lr=generation.lr or cfg.lr,
-        batch_size=cfg.batch_size,
-        image_size=params.data.image_size,
-        seed=params.seed + gen,
-        optim=params.optim,
-        augment=params.augment,
-        input_noise=cfg.input_noise,
-        batch_ratio=cfg.batch_ratio,
-    )
-    seed_everything(options.seed)
-    model = create_model(width, depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
-    history = fit(
-        model,
-        labeled_train_set(dataset),
-        pseudo_train_set(dataset, refined, gen),
-        options,
-        resolve_device(params.augment.device),
-        f"train_student@{gen}",
-        on_epoch,
-        checkpoint,
-        world,
-    )
-    return model, header_for(model, params, dataset.class_names, gen), history
+__all__ = ["FitOptions", "TrainSet", "UnlabeledLoss", "fit", "seed_everything"]

@@ -7,7 +7,7 @@ import pandas as pd
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.paths import ProjectPaths
-from selftrain.train import train_student
+from selftrain.trainers import train_student
 from stages.common import parser, run
 from stages.training import train_and_save
 

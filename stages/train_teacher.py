@@ -5,7 +5,7 @@ from pathlib import Path
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.paths import ProjectPaths
-from selftrain.train import train_teacher
+from selftrain.trainers import train_teacher
 from stages.common import parser, run
 from stages.training import train_and_save
 

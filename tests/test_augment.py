@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from selftrain.augment import MEAN, STD, create_loader, resolve_device
+from selftrain.augment import MEAN, STD, create_loader, resolve_device, two_views
 from selftrain.config import AugmentConfig
 from selftrain.errors import ConfigError, DataError
 
@@ -226,3 +226,17 @@ def test_empty_paths_rejected():
     with pytest.raises(DataError, match="empty"):
         _loader([], train=False)
 
+
+
+def test_two_views_differ_and_share_the_source_index(paths):
+    weak_cfg, strong_cfg = two_views(CPU)
+    assert weak_cfg.num_ops == 0 and strong_cfg.num_ops == CPU.num_ops
+    loader = _loader(paths, train=True, views=(None, strong_cfg), seed=3)
+    plain, noised, idx = (torch.cat(parts) for parts in zip(*loader))
+    assert len(idx) == NUM_IMAGES and sorted(idx.tolist()) == list(range(NUM_IMAGES))
+    # The un-noised view of row i is exactly the eval image of file idx[i]: both views
+    # come from the same file, read once.
+    eval_images, eval_idx = _epoch(_loader(paths, train=False))
+    assert torch.equal(plain, eval_images[idx])
+    changed = [not torch.equal(a, b) for a, b in zip(plain, noised)]
+    assert sum(changed) >= NUM_IMAGES // 2

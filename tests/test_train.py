@@ -12,7 +12,9 @@ from selftrain.config import AugmentConfig, OptimConfig
 from selftrain.data import Dataset
 from selftrain.errors import TrainingError
 from selftrain.models import create_model
-from selftrain.train import FitOptions, TrainSet, fit, pseudo_train_set, soft_cross_entropy
+from selftrain.losses import soft_cross_entropy
+from selftrain.train import FitOptions, TrainSet, fit
+from selftrain.trainers import pseudo_train_set
 
 
 def test_soft_cross_entropy_equals_cross_entropy_on_one_hot():
@@ -176,3 +178,96 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_images, tmp_path):
     fit(create_model(8, 1, 0.0, 0.0, 2), train_set, None, options(epochs=2, lr=0.01), "cpu", "a",
         on_epoch=epochs_run.append, checkpoint=ckpt)
     assert [r["epoch"] for r in epochs_run] == [1, 2]
+
+
+def test_fingerprint_tells_apart_pseudo_sets_of_one_size_and_sum(tiny_images):
+    # Two pseudo-label sets with the same row count and target sum (each row sums to 1)
+    # but different labels: a checkpoint of one must not resume the other.
+    from selftrain.distributed import SINGLE_PROCESS
+    from selftrain.train import _fingerprint
+
+    paths, labels = tiny_images
+    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
+    a = TrainSet.from_labels(paths[8:], labels[8:], 2)
+    b = TrainSet.from_labels(paths[8:], 1 - labels[8:], 2)
+    model = create_model(8, 1, 0.0, 0.0, 2)
+    opts = options()
+    assert _fingerprint(model, labeled, a, None, opts, "s", SINGLE_PROCESS) != _fingerprint(
+        model, labeled, b, None, opts, "s", SINGLE_PROCESS
+    )
+
+
+@pytest.mark.parametrize("kind", ["consistency", "rotation"])
+def test_fit_with_an_unlabeled_loss_records_it(tiny_images, kind):
+    from selftrain.train import UnlabeledLoss
+
+    paths, labels = tiny_images
+    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
+    model = create_model(8, 1, 0.0, 0.0, 2)
+    opts = options(epochs=2, input_noise=True, unlabeled=UnlabeledLoss(kind, 1.0, 0.0, 1.0), ema_decay=0.9)
+    history = fit(model, labeled, None, opts, "cpu", "t", unlabeled=paths[8:])
+    # An epoch is a pass over the 16 unlabeled images in batches of 8.
+    assert [r["images"] for r in history] == [16, 16]
+    assert all(r["unlabeled_loss"] > 0 for r in history)
+    if kind == "consistency":
+        # Threshold 0: every weak view is confident enough.
+        assert history[0]["unlabeled_mask"] == 1.0
+
+
+def test_unlabeled_loss_without_images_is_a_clear_error(tiny_images):
+    from selftrain.train import UnlabeledLoss
+
+    paths, labels = tiny_images
+    opts = options(unlabeled=UnlabeledLoss("consistency"))
+    with pytest.raises(TrainingError, match="t: unlabeled loss 'consistency' needs unlabeled images"):
+        fit(create_model(8, 1, 0.0, 0.0, 2), TrainSet.from_labels(paths, labels, 2), None, opts, "cpu", "t")
+
+
+def test_resume_with_weight_average_and_consistency_is_exact(tiny_images, tmp_path):
+    from selftrain.train import UnlabeledLoss
+
+    paths, labels = tiny_images
+    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
+    opts = options(epochs=3, input_noise=True, unlabeled=UnlabeledLoss("consistency", 1.0, 0.5, 1.0), ema_decay=0.9)
+    torch.manual_seed(0)
+    reference = create_model(8, 1, 0.2, 0.2, 2)
+    initial = {k: v.clone() for k, v in reference.state_dict().items()}
+    fit(reference, labeled, None, opts, "cpu", "t", unlabeled=paths[8:])
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_one(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    ckpt = tmp_path / "ckpt.pt"
+    interrupted = create_model(8, 1, 0.2, 0.2, 2)
+    interrupted.load_state_dict(initial)
+    with pytest.raises(Interrupt):
+        fit(interrupted, labeled, None, opts, "cpu", "t", on_epoch=stop_after_one, checkpoint=ckpt, unlabeled=paths[8:])
+    resumed = create_model(8, 1, 0.2, 0.2, 2)
+    resumed.load_state_dict(initial)
+    fit(resumed, labeled, None, opts, "cpu", "t", checkpoint=ckpt, unlabeled=paths[8:])
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_pseudo_rampup_silences_pseudo_rows_in_the_first_step(tiny_images):
+    # Pseudo targets that contradict the labels. A linear model (no batch-norm, so rows do
+    # not affect each other's outputs) takes one step: with the ramp at 0 the pseudo rows
+    # add nothing, and the step equals the step of a run without them; without a ramp it
+    # does not.
+    paths, labels = tiny_images
+    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
+    wrong = TrainSet.from_labels(paths[8:16], 1 - labels[8:16], 2)
+
+    def one_step(pseudo, rampup):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        fit(model, labeled, pseudo, options(epochs=1, batch_ratio=1.0, pseudo_rampup_epochs=rampup), "cpu", "s")
+        return model[1].weight.detach()
+
+    labeled_only = one_step(None, 0)
+    assert torch.allclose(one_step(wrong, 100), labeled_only, atol=1e-6)
+    assert not torch.allclose(one_step(wrong, 0), labeled_only, atol=1e-4)

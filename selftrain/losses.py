@@ -1,0 +1,88 @@
+"""The training losses: soft-target cross-entropy, FixMatch consistency, rotation
+prediction (SESEMI), and the ramp-up of the pseudo-labelled part."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Rotations by 0, 90, 180 and 270 degrees: the rotation head's 4 classes.
+NUM_ROTATIONS = 4
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Weighted cross-entropy against soft targets.
+
+    logits (B, C), targets (B, C) rows summing to 1, weights (B,) -> scalar.
+    With one-hot targets this is the ordinary cross-entropy.
+    """
+    per_row = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B,)
+    return (weights * per_row).sum() / weights.sum().clamp_min(1e-12)
+
+
+def consistency_loss(
+    weak_logits: torch.Tensor, strong_logits: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FixMatch's unlabeled loss: the weak view's confident class trains the strong view.
+
+    weak_logits, strong_logits (U, C) of two views of the same U images. Returns
+    (scalar loss averaged over all U rows, mask (U,) of rows whose weak confidence
+    reached `threshold`). No gradient flows through the weak view.
+    """
+    with torch.no_grad():
+        confidence, hard = torch.softmax(weak_logits.detach().float(), dim=1).max(dim=1)  # (U,), (U,)
+        mask = (confidence >= threshold).float()
+    per_row = F.cross_entropy(strong_logits, hard, reduction="none")  # (U,)
+    return (per_row * mask).mean(), mask
+
+
+def rotate_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate each image of (B, 3, S, S) by a random multiple of 90 degrees.
+
+    Returns (rotated (B, 3, S, S), rotation index (B,) in 0..3: k quarter turns
+    counter-clockwise, torch.rot90's sense).
+    """
+    turns = torch.randint(0, NUM_ROTATIONS, (images.shape[0],), generator=generator).to(images.device)
+    rotated = images.clone()
+    for k in range(1, NUM_ROTATIONS):
+        chosen = turns == k
+        if chosen.any():
+            rotated[chosen] = torch.rot90(images[chosen], k, dims=(2, 3))
+    return rotated, turns
+
+
+class WithRotationHead(nn.Module):
+    """The classifier plus a linear head that predicts an image's rotation from the
+    classifier's pooled features (training only; the head is not saved)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.rotation = nn.Linear(net.feature_dim, NUM_ROTATIONS)
+
+    def forward(self, images: torch.Tensor, rotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # One forward over both batches: batch-norm sees them together.
+        n = images.shape[0]
+        features = self.net.features(torch.cat([images, rotated]))  # (B + R, F)
+        logits = self.net.head[2:](features[:n])  # dropout + classifier: (B, C)
+        return logits, self.rotation(features[n:])  # (R, 4)
+
+
+def rampup_weight(step: int, rampup_steps: int) -> float:
+    """Linear ramp of the pseudo-labelled loss: 0 at step 0, 1 from `rampup_steps` on."""
+    if rampup_steps <= 0:
+        return 1.0
+    return min(1.0, step / rampup_steps)
+
+
+__all__ = [
+    "NUM_ROTATIONS",
+    "WithRotationHead",
+    "consistency_loss",
+    "rampup_weight",
+    "rotate_batch",
+    "soft_cross_entropy",
+]
