@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
 from conftest import REPO_ROOT
-from selftrain.config import apply_overrides, load_params, params_from_dict
+from selftrain.config import load_params, params_from_dict
 from selftrain.errors import ConfigError
 
 SHIPPED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
@@ -93,31 +94,18 @@ def test_config_is_frozen():
         params.teacher.epochs = 1  # type: ignore[misc]
 
 
-def test_overrides_reach_nested_lists_and_parse_yaml():
-    raw = {"refine": {"rules": [{"name": "r", "when": {"value": 0.5}}], "soft": True}}
-    out = apply_overrides(raw, ["refine.rules[0].when.value=0.8", "refine.soft=false"])
-    assert out["refine"]["rules"][0]["when"]["value"] == 0.8
-    assert out["refine"]["soft"] is False
-    assert raw["refine"]["rules"][0]["when"]["value"] == 0.5  # the input is not changed
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("refine.rules[3].value=1", r"no list item \[3\]|no such key refine.rules\[3\]"),
-        ("refine.nothing.value=1", "no such key refine.nothing"),
-        ("refine.soft", "expected KEY=VALUE"),
-        ("refine.rules[x].value=1", "bad list index"),
-    ],
-)
-def test_bad_overrides_are_named(override, message):
-    raw = {"refine": {"rules": [{"name": "r"}], "soft": True}}
-    with pytest.raises(ConfigError, match=message):
-        apply_overrides(raw, [override])
-
-
 def test_load_params_applies_overrides():
     params = load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=3"])
     assert params.teacher.epochs == 3
     with pytest.raises(ConfigError, match="teacher.epochs: must be in"):
         load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=0"])
+
+
+def test_replace_gives_params_validated_again():
+    # Callers derive params with dataclasses.replace (e.g. another task runner); the
+    # generations, validated once from quoted keys, must pass validation again.
+    params = load_params(REPO_ROOT / "params.yaml")
+    dask = dataclasses.replace(params, infer=dataclasses.replace(params.infer, task_runner="dask"))
+    assert dask.infer.task_runner == "dask" and dask.generations == params.generations
+    with pytest.raises(ValueError, match="epochs"):
+        dataclasses.replace(params.teacher, epochs=0)

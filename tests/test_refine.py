@@ -1,4 +1,4 @@
-"""refine(): conditions, actions, rule order, groups, plug-ins, built-ins, targets, firewall."""
+"""refine(): condition rules and their actions, rule order, groups, the firewall, properties."""
 
 from __future__ import annotations
 
@@ -10,60 +10,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selftrain.errors import ConfigError, DataError
-from selftrain.refine import RefineContext, format_report, parse_refine_config, refine, sharpen
-
-NAMES = ("bed", "island", "dresser", "lamp")
-BED, ISLAND, DRESSER, LAMP = range(4)
-EXTRA = ("group_id", "source", "width")
-RESULT_COLUMNS = ["label", "target", "weight", "kept", "copies", "rules", "dropped_by"]
-# No built-in filtering unless a test asks for it, so each test sees only its rule.
-QUIET = {"threshold": None, "balance": {"enabled": False}}
-
-
-def make_table(preds, confidences=None, **columns) -> pd.DataFrame:
-    """Pseudo-labels with probs that put `confidence` on `pred` and share the rest evenly."""
-    n = len(preds)
-    confidences = [0.9] * n if confidences is None else confidences
-    probs = []
-    for pred, conf in zip(preds, confidences):
-        row = np.full(len(NAMES), (1.0 - conf) / (len(NAMES) - 1))
-        row[pred] = conf
-        probs.append(row.tolist())
-    p = np.array(probs).reshape(n, len(NAMES))
-    top2 = np.sort(p, axis=1)[:, -2:]
-    frame = pd.DataFrame(
-        {
-            "item_id": [f"item{i:03d}" for i in range(n)],
-            "path": [f"img/{i}.png" for i in range(n)],
-            "teacher_gen": [0] * n,
-            "pred": preds,
-            "confidence": confidences,
-            "margin": (top2[:, 1] - top2[:, 0]).tolist(),
-            "entropy": (-(p * np.log(p, where=p > 0, out=np.zeros_like(p))).sum(axis=1)).tolist(),
-            "probs": probs,
-        }
-    )
-    for name, values in columns.items():
-        frame[name] = values
-    return frame
-
-
-def config(rules=(), **section):
-    raw = {**QUIET, **section, "rules": list(rules)}
-    return parse_refine_config(raw, NAMES, EXTRA)
-
-
-def run(table, rules=(), previous=None, **section):
-    return refine(table, config(rules, **section), RefineContext(NAMES, 1, previous))
-
-
-def drop_when(condition, name="r"):
-    return {"name": name, "when": condition, "drop": True}
-
-
-def dropped(result) -> list[int]:
-    return np.flatnonzero(~result.table["kept"].to_numpy()).tolist()
+from refine_fixtures import (
+    BED,
+    DRESSER,
+    EXTRA,
+    ISLAND,
+    ISLAND_TO_DRESSER,
+    LAMP,
+    NAMES,
+    RESULT_COLUMNS,
+    drop_when,
+    dropped,
+    full_run,
+    make_table,
+    rich_table,
+    run,
+)
+from selftrain.errors import ConfigError
+from selftrain.refine import RefineContext, parse_refine_config, refine
 
 
 # --- operators -----------------------------------------------------------------
@@ -232,13 +196,6 @@ def kitchen():
     )
 
 
-ISLAND_TO_DRESSER = {
-    "name": "island-to-dresser",
-    "when": {"all": [{"column": "pred", "op": "==", "value": "island"}, {"group_has": ["bed"]}]},
-    "relabel": "dresser",
-}
-
-
 def test_kitchen_island_seen_with_a_bed_becomes_a_dresser():
     result = run(kitchen(), [ISLAND_TO_DRESSER], group_by="group_id")
     assert result.table["label"].tolist() == [BED, DRESSER, ISLAND, LAMP, ISLAND, ISLAND]
@@ -274,238 +231,7 @@ def test_group_evidence_comes_from_current_labels_of_live_rows():
     assert out["label"].tolist() == [BED, DRESSER, DRESSER, BED, ISLAND, ISLAND]
 
 
-# --- plug-ins (found by dotted path: this module's own name) ---------------------------
-
-
-def plugin_wide_to_lamp(frame: pd.DataFrame, context: RefineContext) -> pd.DataFrame:
-    assert "true_label" not in frame.columns
-    assert context.previous is None or "true_label" not in context.previous.columns
-    wide = frame["width"] > 100
-    frame.loc[wide, "label"] = context.class_names.index("lamp")
-    frame.loc[frame["width"] < 10, "kept"] = False
-    frame.loc[frame["width"] == 50, "weight"] = 3.0
-    return frame
-
-
-def plugin_drop_everything(frame, context):
-    return frame.assign(kept=False)
-
-
-def plugin_drops_a_row(frame, context):
-    return frame.iloc[1:]
-
-
-def plugin_edits_pred(frame, context):
-    return frame.assign(pred=0)
-
-
-def plugin_revives(frame, context):
-    return frame.assign(kept=True)
-
-
-def plugin_bad_label(frame, context):
-    return frame.assign(label=99)
-
-
-def plugin_returns_none(frame, context):
-    return None
-
-
-def plugin_raises(frame, context):
-    raise RuntimeError("plug-in bug")
-
-
-def plug(name, function):
-    return {"name": name, "plugin": f"{__name__}:{function.__name__}"}
-
-
-def test_plugin_changes_are_accounted_like_a_rule():
-    table = make_table([BED, BED, ISLAND, ISLAND], width=[5, 50, 150, 80], true_label=[0, 0, 3, 1])
-    result = run(table, [plug("wide-lamps", plugin_wide_to_lamp)], previous=table)
-    out = result.table
-    assert out["kept"].tolist() == [False, True, True, True]
-    assert out["dropped_by"][0] == "wide-lamps"
-    assert out["label"].tolist()[1:] == [BED, LAMP, ISLAND]
-    assert out["weight"].tolist() == [0.0, 3.0, 1.0, 1.0]
-    assert out["rules"].tolist() == [["wide-lamps"], ["wide-lamps"], ["wide-lamps"], []]
-    entry = result.report["rules"][0]
-    assert entry["kind"] == "plugin"
-    assert (entry["changed"], entry["dropped"], entry["weighted"]) == (3, 1, 1)
-    assert entry["relabelled"] == {"island->lamp": 1}
-
-
-def test_plugin_drops_respect_keep():
-    table = make_table([BED, ISLAND])
-    rules = [{"name": "trust-beds", "when": {"column": "pred", "op": "==", "value": "bed"}, "keep": True}, plug("nuke", plugin_drop_everything)]
-    result = run(table, rules)
-    assert result.table["kept"].tolist() == [True, False]
-    assert result.report["rules"][1]["exempted"] == 1
-
-
-@pytest.mark.parametrize(
-    "function, message",
-    [
-        (plugin_drops_a_row, "added, removed or reordered rows"),
-        (plugin_edits_pred, "changed column 'pred'"),
-        (plugin_revives, "a drop is final"),
-        (plugin_bad_label, "is not a class index"),
-        (plugin_returns_none, "returned NoneType, expected a DataFrame"),
-    ],
-)
-def test_plugin_contract_violations_raise_data_error_naming_the_rule(function, message):
-    table = make_table([BED, ISLAND], width=[1, 2])
-    rules = [drop_when({"column": "pred", "op": "==", "value": "bed"}, name="first"), plug("bad", function)]
-    with pytest.raises(DataError, match=r"refine\.rules\[1\] \(name 'bad'\).*" + message):
-        run(table, rules)
-
-
-def test_plugin_exceptions_propagate_with_a_note_naming_the_rule():
-    with pytest.raises(RuntimeError, match="plug-in bug") as info:
-        run(make_table([BED]), [plug("boom", plugin_raises)])
-    assert any("refine.rules[0] (name 'boom')" in note for note in info.value.__notes__)
-
-
-# --- built-ins -----------------------------------------------------------------------
-
-
-def test_global_and_per_class_thresholds():
-    table = make_table([BED, BED, LAMP, LAMP, ISLAND], [0.69, 0.7, 0.85, 0.95, 0.6])
-    out = run(table, threshold=0.7, class_thresholds={"lamp": 0.9, "1": 0.5}).table
-    assert out["kept"].tolist() == [False, True, False, True, True]
-    assert out["dropped_by"].tolist() == ["threshold", None, "threshold", None, None]
-
-
-def test_threshold_uses_the_class_of_the_relabelled_row():
-    table = make_table([ISLAND], [0.8])
-    rules = [{"name": "to-lamp", "when": {"column": "pred", "op": "==", "value": "island"}, "relabel": "lamp"}]
-    assert run(table, rules, threshold=0.5, class_thresholds={"lamp": 0.9}).table["kept"].tolist() == [False]
-    assert run(table, threshold=0.5, class_thresholds={"lamp": 0.9}).table["kept"].tolist() == [True]
-
-
-def test_default_threshold_is_on():
-    table = make_table([BED, BED], [0.5, 0.9])
-    cfg = parse_refine_config({"balance": {"enabled": False}}, NAMES)
-    assert refine(table, cfg, RefineContext(NAMES, 1, None)).table["kept"].tolist() == [False, True]
-
-
-def test_margin_and_entropy_limits():
-    table = make_table([BED, BED, BED], [0.4, 0.7, 0.97])
-    margins, entropies = table["margin"].tolist(), table["entropy"].tolist()
-    out = run(table, min_margin=(margins[0] + margins[1]) / 2).table
-    assert out["dropped_by"].tolist() == ["margin", None, None]
-    out = run(table, max_entropy=(entropies[1] + entropies[2]) / 2).table
-    assert out["dropped_by"].tolist() == ["entropy", "entropy", None]
-
-
-def test_agreement_drops_rows_that_changed_their_mind():
-    table = make_table([BED, ISLAND, LAMP])
-    previous = make_table([BED, LAMP], [0.6, 0.8]).assign(item_id=["item000", "item001"])
-    result = run(table, previous=previous, agreement=True)
-    out = result.table
-    assert out["dropped_by"].tolist() == [None, "agreement", None]  # item002 is new: not judged
-    assert out["prev_pred"].tolist() == [BED, LAMP, pd.NA]
-    assert out["prev_confidence"].tolist()[:2] == [0.6, 0.8]
-    assert np.isnan(out["prev_confidence"][2])
-
-
-def test_agreement_without_previous_round_is_a_noted_no_op():
-    result = run(make_table([BED, ISLAND]), agreement=True)
-    assert result.table["kept"].all()
-    assert "prev_pred" not in result.table.columns
-    entry = next(r for r in result.report["rules"] if r["name"] == "agreement")
-    assert entry["enabled"] and "no previous round" in entry["note"]
-
-
-def test_prev_columns_are_readable_by_rules():
-    table = make_table([BED, ISLAND])
-    previous = make_table([BED, BED])
-    rule = drop_when({"column": "prev_pred", "op": "!=", "value": "island"})
-    assert dropped(run(table, [rule], previous=previous)) == [0, 1]
-    rule = drop_when({"column": "prev_pred", "op": "is_null"})
-    assert dropped(run(table, [rule])) == [0, 1]
-
-
-def test_balance_caps_by_confidence_and_duplicates_by_copies():
-    preds = [BED] * 5 + [LAMP] * 2 + [ISLAND] * 3
-    confs = [0.91, 0.99, 0.95, 0.92, 0.93, 0.8, 0.9, 0.9, 0.9, 0.9]
-    result = run(make_table(preds, confs), balance={"per_class": 3})
-    out = result.table
-    assert out["dropped_by"].tolist()[:5] == ["balance", None, None, "balance", None]
-    assert out["copies"].tolist() == [0, 1, 1, 0, 1, 1, 2, 1, 1, 1]
-    assert out.groupby("label")["copies"].sum().to_dict() == {BED: 3, ISLAND: 3, LAMP: 3}
-    assert out["rules"][6] == ["balance"] and out["rules"][5] == []
-    entry = result.report["rules"][-1]
-    assert (entry["name"], entry["dropped"], entry["duplicated"], entry["copies_added"]) == ("balance", 2, 1, 1)
-    assert result.report["training_rows"] == 9
-
-
-def test_balance_default_is_the_median_kept_count_rounded_up():
-    preds = [BED] * 6 + [LAMP] * 1 + [ISLAND] * 2 + [DRESSER] * 3
-    out = run(make_table(preds), balance={"enabled": True}).table
-    # counts 6, 1, 2, 3 -> median 2.5 -> 3 per class
-    assert out.groupby("label")["copies"].sum().to_dict() == {BED: 3, ISLAND: 3, DRESSER: 3, LAMP: 3}
-    assert (out["copies"] >= 1).sum() == 3 + 1 + 2 + 3
-
-
-def test_balance_cap_keeps_exempt_rows_first():
-    table = make_table([BED] * 3, [0.7, 0.8, 0.99], source=["gold", "x", "x"])
-    rules = [{"name": "gold", "when": {"column": "source", "op": "==", "value": "gold"}, "keep": True}]
-    out = run(table, rules, balance={"per_class": 1}).table
-    assert out["kept"].tolist() == [True, False, False]
-
-
-# --- targets ---------------------------------------------------------------------------
-
-
-def test_soft_targets_are_sharpened_with_temperature():
-    table = make_table([BED, LAMP], [0.6, 0.7])
-    probs = np.array(table["probs"].tolist())
-    plain = np.array(run(table, soft=True, temperature=1.0).table["target"].tolist())
-    np.testing.assert_allclose(plain, probs / probs.sum(axis=1, keepdims=True))
-    sharp = np.array(run(table, soft=True, temperature=0.5).table["target"].tolist())
-    squared = probs**2
-    np.testing.assert_allclose(sharp, squared / squared.sum(axis=1, keepdims=True))
-    assert (sharp.max(axis=1) > plain.max(axis=1)).all()
-    flat = np.array(run(table, soft=True, temperature=4.0).table["target"].tolist())
-    assert (flat.max(axis=1) < plain.max(axis=1)).all()
-
-
-def test_hard_targets_are_one_hot_of_the_label():
-    table = make_table([BED, LAMP], [0.6, 0.7])
-    targets = run(table, soft=False).table["target"].tolist()
-    assert targets == [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-
-
-def test_sharpen_survives_zero_probabilities_and_tiny_temperatures():
-    out = sharpen(np.array([[0.0, 0.3, 0.7], [0.5, 0.5, 0.0]]), 0.01)
-    assert np.isfinite(out).all()
-    np.testing.assert_allclose(out, [[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], atol=1e-12)
-
-
 # --- determinism, idempotence, the firewall ------------------------------------------------
-
-FULL_RULES = [
-    ISLAND_TO_DRESSER,
-    {"name": "trust", "when": {"column": "source", "op": "==", "value": "gold"}, "keep": True, "weight": 2},
-    drop_when({"column": "confidence", "op": "<", "value": 0.4}, name="very-low"),
-    plug("wide-lamps", plugin_wide_to_lamp),
-]
-
-
-def rich_table(n=30, seed=1):
-    rng = np.random.default_rng(seed)
-    return make_table(
-        rng.integers(0, 4, n).tolist(),
-        rng.uniform(0.3, 1.0, n).round(3).tolist(),
-        group_id=rng.choice(["r1", "r2", "r3", "r4"], n).tolist(),
-        source=rng.choice(["gold", "web"], n).tolist(),
-        width=rng.integers(8, 200, n).tolist(),
-    )
-
-
-def full_run(table, previous=None):
-    section = {"threshold": 0.6, "agreement": True, "balance": {"enabled": True}, "group_by": "group_id"}
-    return run(table, FULL_RULES, previous=previous, **section)
 
 
 def test_refine_is_idempotent_and_does_not_mutate_its_input():
@@ -515,15 +241,6 @@ def test_refine_is_idempotent_and_does_not_mutate_its_input():
     pd.testing.assert_frame_equal(first.table, second.table)
     assert first.report == second.report
     pd.testing.assert_frame_equal(table, snapshot)
-
-
-def test_output_keeps_rows_order_index_and_input_columns():
-    table = rich_table().set_index(pd.Index(range(100, 130)))
-    out = full_run(table).table
-    assert out.index.equals(table.index)
-    assert list(out.columns[: len(table.columns)]) == list(table.columns)
-    assert out["item_id"].tolist() == table["item_id"].tolist()
-    assert set(RESULT_COLUMNS + ["second_pred", "second_confidence"]) <= set(out.columns)
 
 
 @pytest.mark.parametrize("variant", ["shuffled", "constant", "null"])
@@ -551,118 +268,11 @@ def test_true_label_column_is_unreadable_even_if_declared_as_metadata():
         )
 
 
-# --- input errors ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "mutate, message",
-    [
-        (lambda t: t.drop(columns=["probs"]), r"missing columns \['probs'\]"),
-        (lambda t: t.assign(label=1), "already has refinement columns"),
-        (lambda t: t.assign(item_id="same"), "duplicate 'same'"),
-        (lambda t: t.assign(pred=[0, 7]), r"pseudo_labels.pred: 7 at row 1 \(item_id 'item001'\)"),
-        (lambda t: t.assign(pred=[0.5, 1.0]), "pseudo_labels.pred"),
-        (lambda t: t.assign(confidence=[np.nan, 0.5]), "pseudo_labels.confidence: null at row 0"),
-        (lambda t: t.assign(probs=[[0.5, 0.5], [0.25] * 4]), r"row 0 .* has shape \(2,\), expected \(4,\)"),
-        (lambda t: t.assign(probs=[[-1.0, 1, 0.5, 0.5], [0.25] * 4]), "not a probability vector"),
-        (lambda t: t.assign(probs=[None, [0.25] * 4]), "pseudo_labels.probs"),
-    ],
-)
-def test_bad_tables_raise_data_error_naming_the_column(mutate, message):
-    with pytest.raises(DataError, match=message):
-        run(mutate(make_table([BED, ISLAND])))
-
-
-def test_missing_or_mistyped_rule_columns_raise_data_error_before_any_work():
-    table = make_table([BED, ISLAND], source=["a", "b"])
-    with pytest.raises(DataError, match=r"refine\.rules\[0\] \(name 'r'\): column 'width' is not in"):
-        run(table, [drop_when({"column": "width", "op": ">", "value": 3})])
-    with pytest.raises(DataError, match=r"refine\.rules\[0\] \(name 'r'\)\.when: column 'source' has dtype .* cannot be compared with 3"):
-        run(table, [drop_when({"column": "source", "op": "==", "value": 3})])
-    with pytest.raises(DataError, match="refine.group_by: column 'group_id' is not in"):
-        run(table, group_by="group_id")
-
-
-def test_context_must_match_the_config():
-    with pytest.raises(ConfigError, match="class_names"):
-        refine(make_table([BED]), config(), RefineContext(("a", "b"), 1, None))
-    with pytest.raises(DataError, match=r"context.previous: missing columns \['pred'\]"):
-        run(make_table([BED]), previous=pd.DataFrame({"item_id": ["item000"], "confidence": [0.5]}))
-
-
-def test_refined_table_round_trips_through_parquet(tmp_path):
-    table = rich_table()
-    out = full_run(table, previous=rich_table(seed=3)).table
-    path = tmp_path / "refined.parquet"
-    out.to_parquet(path)
-    back = pd.read_parquet(path)
-    assert back["label"].tolist() == out["label"].tolist()
-    assert back["kept"].tolist() == out["kept"].tolist()
-    assert back["copies"].tolist() == out["copies"].tolist()
-    assert [list(r) for r in back["rules"]] == out["rules"].tolist()
-    assert [None if t is None else list(t) for t in back["target"]] == out["target"].tolist()
-    assert back["dropped_by"].fillna("").tolist() == out["dropped_by"].fillna("").tolist()
-
-
 def test_empty_table_refines_to_an_empty_table():
     result = full_run(rich_table(n=0))
     assert len(result.table) == 0 and set(RESULT_COLUMNS) <= set(result.table.columns)
     assert result.report["rows"] == 0
     json.dumps(result.report, allow_nan=False)
-
-
-# --- the report ------------------------------------------------------------------------
-
-
-def test_report_counts_and_precision():
-    # rows: 0 island@bed-room (truth dresser), 1 bed (truth bed), 2 island alone (truth lamp),
-    #       3 lamp conf .5 (truth lamp), 4 lamp conf .95 (truth bed)
-    table = make_table(
-        [ISLAND, BED, ISLAND, LAMP, LAMP],
-        [0.9, 0.9, 0.9, 0.5, 0.95],
-        group_id=["g1", "g1", "g2", "g3", "g3"],
-        true_label=[DRESSER, BED, LAMP, LAMP, BED],
-    )
-    rules = [
-        ISLAND_TO_DRESSER,
-        {"name": "lone-island", "when": {"all": [{"column": "pred", "op": "==", "value": "island"}, {"column": "label", "op": "==", "value": "island"}]}, "relabel": "bed"},
-    ]
-    report = run(table, rules, threshold=0.7, group_by="group_id").report
-    json.dumps(report, allow_nan=False)
-    by_name = {r["name"]: r for r in report["rules"]}
-    assert by_name["island-to-dresser"]["relabelled"] == {"island->dresser": 1}
-    assert by_name["island-to-dresser"]["precision"]["relabel"] == {"right": 1, "judged": 1, "precision": 1.0}
-    assert by_name["lone-island"]["precision"]["relabel"] == {"right": 0, "judged": 1, "precision": 0.0}
-    assert by_name["threshold"]["dropped"] == 1
-    # the threshold dropped row 3, a correct lamp: a wrong drop
-    assert by_name["threshold"]["precision"]["drop"] == {"right": 0, "judged": 1, "precision": 0.0}
-    assert by_name["margin"]["precision"]["overall"]["precision"] is None
-    assert report["classes"]["before"] == {"bed": 1, "island": 2, "dresser": 0, "lamp": 2}
-    assert report["classes"]["after"] == {"bed": 2, "island": 0, "dresser": 1, "lamp": 1}
-    assert report["accuracy"]["before"] == pytest.approx(2 / 5)
-    assert report["accuracy"]["after"] == pytest.approx(2 / 4)
-    assert (report["rows"], report["kept"], report["dropped"]) == (5, 4, 1)
-
-
-def test_report_has_no_truth_sections_without_truth():
-    report = full_run(rich_table()).report
-    assert "accuracy" not in report
-    assert all("precision" not in r for r in report["rules"])
-    assert report["order"] == ["island-to-dresser", "trust", "very-low", "wide-lamps", "threshold", "margin", "entropy", "agreement", "balance"]
-    json.dumps(report, allow_nan=False)
-
-
-def test_format_report_renders_rules_and_classes():
-    table = make_table([ISLAND, BED, LAMP], [0.9, 0.9, 0.5], group_id=["g", "g", "h"], true_label=[DRESSER, BED, LAMP])
-    text = format_report(run(table, [ISLAND_TO_DRESSER], threshold=0.7, group_by="group_id").report)
-    lines = text.splitlines()
-    assert lines[0].startswith("refine, generation 1: 3 rows, 2 kept, 1 dropped")
-    rule_line = next(line for line in lines if line.startswith("island-to-dresser"))
-    assert "island->dresser: 1" in rule_line and "1.00 (1/1)" in rule_line
-    assert any(line.startswith("threshold") and "0.00 (0/1)" in line for line in lines)
-    assert any(line.startswith("margin (off)") for line in lines)
-    assert any(line.split() == ["dresser", "0", "1", "1"] for line in lines)
-    assert "66.7% before -> 100.0% after" in text
 
 
 # --- properties --------------------------------------------------------------------------

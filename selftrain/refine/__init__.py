@@ -5,7 +5,9 @@ applies it to one round's pseudo-labels; `format_report` renders the report.
 """
 
 from selftrain.refine.config import BalanceConfig, RefineConfig, Rule, parse_refine_config
-from selftrain.refine.engine import RefineContext, RefineResult, refine, sharpen
+from selftrain.refine.engine import RefineResult, refine
+from selftrain.refine.inputs import RefineContext
+from selftrain.refine.output import sharpen
 from selftrain.refine.report import format_report
 from selftrain.refine.round import refine_round
 

@@ -11,7 +11,8 @@ from selftrain.config import Params
 from selftrain.data import load_dataset
 from selftrain.errors import DataError
 from selftrain.refine.config import parse_refine_config
-from selftrain.refine.engine import RefineContext, RefineResult, refine
+from selftrain.refine.engine import RefineResult, refine
+from selftrain.refine.inputs import RefineContext
 from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 

@@ -1,0 +1,386 @@
+"""The schema of params.yaml: one frozen pydantic dataclass per section, with bounds and choices.
+
+Types are strict (an integer key refuses 2.5, "3" and true; a number key takes 2 and
+2.5), unknown keys are refused (``extra="forbid"``), bounds are `Field` constraints,
+choices are `Literal`s, and checks across keys are validators that raise `invalid`
+naming the key. `selftrain.config` loads params.yaml against `Params` and turns
+pydantic's errors into one `ConfigError` naming the key path; `selftrain.schema_file`
+writes the same schema as JSON for editors.
+
+Sections are pydantic *dataclasses*, so they stay frozen dataclasses for their callers
+(`dataclasses.replace` works and re-validates; assignment raises `FrozenInstanceError`).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
+
+from selftrain.errors import ConfigError
+
+Device = Literal["auto", "gpu", "cpu"]
+TaskRunner = Literal["thread", "dask"]
+# auto: NCCL when training on GPUs, else gloo.
+Backend = Literal["auto", "gloo", "nccl"]
+# digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
+Source = Literal["digits", "folders", "manifest"]
+# What a training stage learns from the unlabeled pool besides its labels: nothing,
+# which of 4 rotations was applied (SESEMI), or weak/strong-view agreement (FixMatch).
+Unlabeled = Literal["none", "rotation", "consistency"]
+DEVICE_CHOICES: tuple[str, ...] = typing.get_args(Device)
+TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
+BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
+SOURCE_CHOICES: tuple[str, ...] = typing.get_args(Source)
+UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
+MANIFEST_SUFFIXES = (".csv", ".parquet")
+SECTIONS = ("data", "augment", "teacher", "student", "optim", "infer", "loop", "distributed", "calibration")
+
+# Every section refuses unknown keys (each is also declared frozen).
+SECTION = ConfigDict(extra="forbid")
+# Error type of `invalid`; `selftrain.config` reads its `key` to name the key path.
+INVALID = "selftrain_invalid"
+
+
+def invalid(message: str, key: str | None = None) -> PydanticCustomError:
+    """An error for a validator to raise; `key` (``manifest``, ``classes[1]``) is
+    relative to where pydantic reports the error (the section, or the top level)."""
+    return PydanticCustomError(INVALID, "{message}", {"message": message, "key": key})
+
+
+def _width(default: Any = ...) -> Any:
+    return Field(default, ge=4, le=4096)
+
+
+def _depth(default: Any = ...) -> Any:
+    return Field(default, ge=1, le=64)
+
+
+def _rate(default: float) -> Any:
+    """A dropout or drop-path probability."""
+    return Field(default, ge=0.0, le=0.95)
+
+
+def _epochs(default: Any) -> Any:
+    return Field(default, ge=1, le=10_000)
+
+
+def _batch_size(default: int) -> Any:
+    return Field(default, ge=1, le=65_536)
+
+
+def _lr(default: Any) -> Any:
+    return Field(default, ge=1e-8, le=10.0)
+
+
+def _unlabeled_weight() -> Any:
+    return Field(1.0, ge=0.0, le=100.0)
+
+
+def _unlabeled_threshold() -> Any:
+    return Field(0.95, ge=0.0, le=1.0)
+
+
+def _unlabeled_ratio() -> Any:
+    return Field(3.0, gt=0)
+
+
+def _ema_decay() -> Any:
+    return Field(0.0, ge=0.0, le=0.99999)
+
+
+@dataclass(frozen=True, config=SECTION)
+class DataConfig:
+    source: Source = "digits"
+    image_size: StrictInt = Field(32, ge=8, le=512)
+    test_fraction: StrictFloat = Field(0.2, ge=0.01, le=0.9)
+    # The generation gate and select_best choose on val, never on test: val is required.
+    val_fraction: StrictFloat = Field(0.1, ge=0.01, le=0.5)
+    labeled_fraction: StrictFloat = Field(0.05, ge=0.001, le=0.99)
+    # 0 keeps every item; a positive number keeps a stratified subset (tiny test runs).
+    subset: StrictInt = Field(0, ge=0, le=10**9)
+    # Where the folders and manifest sources read images (relative to the project root);
+    # the prepare stage depends on it in dvc.yaml, so DVC reruns it when the data changes.
+    raw_dir: StrictStr = "data/raw"
+    # source 'manifest': the CSV or Parquet file (relative to the project root).
+    manifest: StrictStr | None = None
+    # Class names in index order; None: the sorted folder names or distinct labels.
+    classes: tuple[StrictStr, ...] | None = None
+    # Let manifest paths resolve outside raw_dir (such files are not tracked with it).
+    allow_outside_root: StrictBool = False
+
+    @model_validator(mode="after")
+    def _sources_agree(self) -> DataConfig:
+        if not self.raw_dir.strip():
+            raise invalid("must not be empty", "raw_dir")
+        if self.source == "manifest" and not self.manifest:
+            raise invalid("required when data.source is 'manifest'", "manifest")
+        if self.manifest is not None and not self.manifest.lower().endswith(MANIFEST_SUFFIXES):
+            raise invalid(f"expected a {' or '.join(MANIFEST_SUFFIXES)} file, got {self.manifest!r}", "manifest")
+        if self.subset and self.source != "digits":
+            raise invalid("only the digits source takes a subset; set it to 0", "subset")
+        if self.classes is not None:
+            if self.source == "digits":
+                raise invalid("the digits source names its own classes; set it to null", "classes")
+            _check_class_names(self.classes)
+        return self
+
+
+def _check_class_names(names: tuple[str, ...]) -> None:
+    if len(names) < 2:
+        raise invalid(f"need at least two class names, got {list(names)}", "classes")
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise invalid("class names must not be empty", f"classes[{i}]")
+    seen = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise invalid(f"duplicate class name {name!r}", f"classes[{i}]")
+        seen.add(name)
+
+
+@dataclass(frozen=True, config=SECTION)
+class AugmentConfig:
+    """How the DALI pipeline noises training inputs (the student's input noise)."""
+
+    device: Device = "auto"
+    num_ops: StrictInt = Field(2, ge=0, le=14)
+    # RandAugment magnitude bin in [0, 30] (DALI's default 31 bins).
+    magnitude: StrictInt = Field(9, ge=0, le=30)
+    # Random translation: pad by this many pixels, then crop back to image_size.
+    crop_padding: StrictInt = Field(2, ge=0, le=64)
+    flip: StrictBool = False
+    num_threads: StrictInt = Field(2, ge=1, le=64)
+
+
+@dataclass(frozen=True, config=SECTION)
+class TeacherConfig:
+    """Generation 0: trained on labeled rows (and, by `unlabeled`, on the unlabeled pool)."""
+
+    width: StrictInt = _width(16)
+    depth: StrictInt = _depth(1)
+    dropout: StrictFloat = _rate(0.1)
+    drop_path: StrictFloat = _rate(0.0)
+    input_noise: StrictBool = True
+    # With `unlabeled` other than none, an epoch is one pass over the unlabeled pool.
+    epochs: StrictInt = _epochs(40)
+    batch_size: StrictInt = _batch_size(32)
+    lr: StrictFloat = _lr(0.05)
+    # none | rotation | consistency: the auxiliary loss on unlabeled images.
+    unlabeled: Unlabeled = "none"
+    # Weight of that loss beside the supervised one.
+    unlabeled_weight: StrictFloat = _unlabeled_weight()
+    # consistency: the weak view's confidence needed before its label trains the strong view.
+    unlabeled_threshold: StrictFloat = _unlabeled_threshold()
+    # Unlabeled images per labeled image in a batch.
+    unlabeled_ratio: StrictFloat = _unlabeled_ratio()
+    # Exponential moving average of the weights, per step; the average is what is saved. 0 = off.
+    ema_decay: StrictFloat = _ema_decay()
+
+
+@dataclass(frozen=True, config=SECTION)
+class StudentConfig:
+    """Noise and schedule shared by every student generation."""
+
+    dropout: StrictFloat = _rate(0.3)
+    drop_path: StrictFloat = _rate(0.2)
+    input_noise: StrictBool = True
+    epochs: StrictInt = _epochs(15)
+    # Labeled rows per batch; pseudo-labelled rows per batch = batch_size * batch_ratio.
+    batch_size: StrictInt = _batch_size(32)
+    batch_ratio: StrictFloat = Field(3.0, gt=0)
+    lr: StrictFloat = _lr(0.05)
+    # As for the teacher; the unlabeled images are the round's whole pool.
+    unlabeled: Unlabeled = "none"
+    unlabeled_weight: StrictFloat = _unlabeled_weight()
+    unlabeled_threshold: StrictFloat = _unlabeled_threshold()
+    unlabeled_ratio: StrictFloat = _unlabeled_ratio()
+    ema_decay: StrictFloat = _ema_decay()
+    # The pseudo-labelled part of the loss ramps linearly from 0 to full weight over
+    # this many epochs (per step); 0 = full weight from the first step.
+    pseudo_rampup_epochs: StrictInt = Field(0, ge=0, le=10_000)
+    # Epochs on the labeled rows alone after the student's training, at finetune_lr
+    # (the Noisy Student paper's optional fine-tune). 0 = none.
+    finetune_epochs: StrictInt = Field(0, ge=0, le=10_000)
+    finetune_lr: StrictFloat = _lr(0.005)
+
+
+@dataclass(frozen=True, config=SECTION)
+class CalibrationConfig:
+    """Temperature scaling of every trained model, fitted on the val split."""
+
+    # Fit one temperature after each training stage; inference divides logits by it,
+    # so pseudo-label confidences and thresholds are calibrated.
+    enabled: StrictBool = True
+
+
+@dataclass(frozen=True, config=SECTION)
+class OptimConfig:
+    momentum: StrictFloat = Field(0.9, ge=0.0, le=0.999)
+    weight_decay: StrictFloat = Field(5e-4, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True, config=SECTION)
+class InferConfig:
+    batch_size: StrictInt = _batch_size(256)
+    # The pool is split into this many contiguous shards, each written as its own part.
+    num_shards: StrictInt = Field(1, ge=1, le=100_000)
+    # Read by the flow only: where it fans the shards out ("thread": this machine;
+    # "dask": the cluster at dask_address or $SELFTRAIN_DASK_ADDRESS, else a local one).
+    task_runner: TaskRunner = "thread"
+    dask_address: StrictStr | None = None
+
+
+@dataclass(frozen=True, config=SECTION)
+class DistributedConfig:
+    """Data-parallel training (PyTorch DDP): how many processes train one model."""
+
+    # World size: processes over all machines; >1 makes a train stage relaunch itself
+    # under torchrun on this machine (or check the world size when torchrun started it).
+    processes: StrictInt = Field(1, ge=1, le=4096)
+    backend: Backend = "auto"
+    # Torch intra-op threads of each training process; 0 keeps torch's default (one per
+    # core). Beside DALI's threads and other jobs on a shared machine, fewer run faster.
+    threads_per_process: StrictInt = Field(0, ge=0, le=1024)
+
+
+@dataclass(frozen=True, config=SECTION)
+class LoopConfig:
+    """How the flow walks the generations: the gate, and retries of a failing stage."""
+
+    # Student k counts as a gain when it beats its teacher's val accuracy by more than this.
+    min_gain: StrictFloat = Field(0.0, ge=-1.0, le=1.0)
+    # Stop after this many generations in a row without a gain.
+    patience: StrictInt = Field(1, ge=1, le=1000)
+    retries: StrictInt = Field(2, ge=0, le=100)
+    retry_delay_seconds: StrictFloat = Field(5.0, ge=0.0, le=3600.0)
+    # How long a run waits for another run holding the same workspace before failing.
+    lock_timeout_seconds: StrictFloat = Field(0.0, ge=0.0, le=86_400.0)
+
+
+@dataclass(frozen=True, config=SECTION)
+class GenerationConfig:
+    """One student generation. `teacher` is spelled out because DVC cannot compute k-1."""
+
+    teacher: StrictInt
+    width: StrictInt = _width()
+    depth: StrictInt = _depth()
+    # Optional overrides of student.epochs / student.lr for this generation only.
+    epochs: StrictInt | None = _epochs(None)
+    lr: StrictFloat | None = _lr(None)
+
+
+def _require_generations(schema: dict[str, Any]) -> None:
+    # `generations` validates its own absence (for the message); editors should still flag it.
+    schema["properties"]["generations"].pop("default", None)
+    schema["properties"]["evaluate_generations"].pop("default", None)
+    schema["required"] = ["generations", "evaluate_generations"]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", json_schema_extra=_require_generations))
+class Params:
+    """All of params.yaml; sections left out of it take their defaults."""
+
+    seed: StrictInt = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    infer: InferConfig = Field(default_factory=InferConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    # Raw `refine` section; parsed by selftrain.refine (it knows the class names).
+    refine: Mapping[str, Any] = Field(default_factory=dict)
+    # Keys are quoted generation numbers "1".."N" in params.yaml (DVC's foreach names
+    # stages infer@1.. from string keys only); ints here.
+    generations: dict[int, GenerationConfig] = Field(None, validate_default=True)
+    # The teacher and every generation, [0, 1, .., N]: DVC's foreach over evaluate@k.
+    # Any value is compared with that list, so a wrong one is named with the expected one.
+    evaluate_generations: Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "integer"}})] = None
+
+    @field_validator(*SECTIONS, mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        # `teacher:` with nothing under it is YAML null: the section's defaults.
+        return {} if value is None else value
+
+    @field_validator("generations", mode="before")
+    @classmethod
+    def _quoted_contiguous_keys(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping) or not value:
+            raise invalid('expected a mapping with quoted keys "1".."N"')
+        if all(isinstance(key, int) and isinstance(g, GenerationConfig) for key, g in value.items()):
+            return value  # validated before: `dataclasses.replace(params, ...)` validates again
+        for key in value:
+            # DVC's foreach only names stages infer@1.. from *string* keys; an int key
+            # silently yields no stages at all, so we refuse it here.
+            if not isinstance(key, str) or not key.isdigit():
+                raise invalid(
+                    f'keys must be quoted generation numbers ("1", "2", ...), '
+                    f"got {key!r} of type {type(key).__name__}",
+                    str(key),
+                )
+        expected = list(range(1, len(value) + 1))
+        if sorted(int(key) for key in value) != expected:
+            raise invalid(f"keys must be {[str(k) for k in expected]}, got {list(value)}")
+        # A generation with nothing under it is YAML null: report its missing keys.
+        return {key: {} if section is None else section for key, section in value.items()}
+
+    @model_validator(mode="after")
+    def _students_follow_teachers(self) -> Params:
+        prev_size = (self.teacher.width, self.teacher.depth)
+        for gen in range(1, len(self.generations) + 1):
+            g = self.generations[gen]
+            if g.teacher != gen - 1:
+                raise invalid(
+                    f"the student of generation {gen - 1} teaches generation {gen}; "
+                    f"expected {gen - 1}, got {g.teacher}",
+                    f"generations.{gen}.teacher",
+                )
+            if g.width < prev_size[0] or g.depth < prev_size[1]:
+                raise invalid(
+                    f"student (width={g.width}, depth={g.depth}) is smaller than its teacher "
+                    f"(width={prev_size[0]}, depth={prev_size[1]}); a noisy student is at least "
+                    "as large as its teacher",
+                    f"generations.{gen}",
+                )
+            prev_size = (g.width, g.depth)
+        expected = list(range(len(self.generations) + 1))
+        if self.evaluate_generations != expected:
+            raise invalid(
+                f"must be {expected} (the teacher and each of the {len(self.generations)} "
+                f"generations), got {self.evaluate_generations!r}",
+                "evaluate_generations",
+            )
+        return self
+
+    @property
+    def num_generations(self) -> int:
+        return len(self.generations)
+
+    def model_size(self, gen: int) -> tuple[int, int]:
+        """(width, depth) of the model of generation `gen` (0 = teacher)."""
+        if gen == 0:
+            return self.teacher.width, self.teacher.depth
+        if gen not in self.generations:
+            raise ConfigError(
+                f"generations: no generation {gen}; params.yaml defines "
+                f"{sorted(self.generations)}"
+            )
+        g = self.generations[gen]
+        return g.width, g.depth

@@ -1,0 +1,58 @@
+"""What refine writes: training targets from the final labels and the refined table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from selftrain.refine.config import RefineConfig
+from selftrain.refine.state import RowState
+
+
+def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log(p) / T) per row of (N, C) `probs`; T < 1 sharpens, T > 1 flattens."""
+    with np.errstate(divide="ignore"):
+        logits = np.log(probs) / temperature
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def training_targets(config: RefineConfig, probs: np.ndarray, pred: np.ndarray, state: RowState) -> list[list[float] | None]:
+    """(N,) training targets, each a list of C floats; None for dropped rows."""
+    n, c = probs.shape
+    targets = sharpen(probs, config.temperature) if config.soft and n else np.zeros((n, c))
+    # Hard targets everywhere, or where a rule moved the row away from the teacher's pick.
+    one_hot = np.ones(n, dtype=bool) if not config.soft else state.labels != pred
+    targets[one_hot] = np.eye(c)[state.labels[one_hot]]
+    rows = targets.tolist()
+    return [row if keep else None for row, keep in zip(rows, state.kept.tolist())]
+
+
+def _objects(values: list, index: pd.Index) -> pd.Series:
+    array = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        array[i] = v
+    return pd.Series(array, index=index, dtype=object)
+
+
+def refined_table(
+    pseudo_labels: pd.DataFrame, base: pd.DataFrame, has_previous: bool, state: RowState, targets: list
+) -> pd.DataFrame:
+    """The input table (same rows, index and columns) plus derived and result columns."""
+    table = pseudo_labels.copy()
+    index = table.index
+    derived = ["second_pred", "second_confidence"] + (["prev_pred", "prev_confidence"] if has_previous else [])
+    for name in derived:
+        table[name] = base[name].set_axis(index)
+    label = pd.array(state.labels, dtype="Int64")
+    label[~state.kept] = pd.NA
+    table["label"] = pd.Series(label, index=index)
+    table["target"] = _objects(targets, index)
+    table["weight"] = pd.Series(np.where(state.kept, state.weight, 0.0), index=index)
+    table["kept"] = pd.Series(state.kept.copy(), index=index)
+    table["copies"] = pd.Series(state.copies.copy(), index=index)
+    table["rules"] = _objects([list(r) for r in state.rules], index)
+    table["dropped_by"] = _objects(list(state.dropped_by), index)
+    return table
+

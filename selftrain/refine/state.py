@@ -1,0 +1,68 @@
+"""Per-row refinement state and the moves every rule makes on it: drop, relabel, note.
+
+A drop is final and skips rows a `keep` rule exempted; each move is counted in the
+rule's `RuleStats`, so the report accounts for every change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from selftrain.refine.report import RuleStats
+
+
+@dataclass
+class RowState:
+    """Per-row refinement state, positional (N,) arrays."""
+
+    labels: np.ndarray  # int64 current class; a dropped row keeps its last one
+    kept: np.ndarray  # bool
+    exempt: np.ndarray  # bool, set by `keep`: exempt from later drops
+    weight: np.ndarray  # float64
+    copies: np.ndarray  # int64
+    dropped_by: list[str | None]
+    rules: list[list[str]]
+    # Per-row threshold overrides set by rules: {class index or None (any class): t}.
+    thresholds: list[dict[int | None, float] | None]
+
+    @classmethod
+    def start(cls, pred: np.ndarray) -> "RowState":
+        n = len(pred)
+        return cls(
+            labels=pred.copy(),
+            kept=np.ones(n, dtype=bool),
+            exempt=np.zeros(n, dtype=bool),
+            weight=np.ones(n, dtype=np.float64),
+            copies=np.ones(n, dtype=np.int64),
+            dropped_by=[None] * n,
+            rules=[[] for _ in range(n)],
+            thresholds=[None] * n,
+        )
+
+    def drop(self, mask: np.ndarray, stats: RuleStats) -> np.ndarray:
+        """Drop the live, non-exempt rows of `mask`; return the rows actually dropped."""
+        hit = mask & self.kept & ~self.exempt
+        stats.exempted += int((mask & self.kept & self.exempt).sum())
+        rows = np.flatnonzero(hit)
+        stats.record_drop(rows, self.labels[rows].copy())
+        self.kept[rows] = False
+        for i in rows.tolist():
+            self.dropped_by[i] = stats.name
+        return hit
+
+    def relabel(self, mask: np.ndarray, new: np.ndarray, stats: RuleStats) -> np.ndarray:
+        """Give the live rows of `mask` their class from `new` (N,); return the rows changed."""
+        hit = mask & self.kept & (self.labels != new)
+        rows = np.flatnonzero(hit)
+        stats.record_relabel(rows, self.labels[rows].copy(), new[rows].copy())
+        self.labels[rows] = new[rows]
+        return hit
+
+    def note(self, mask: np.ndarray, stats: RuleStats) -> None:
+        rows = np.flatnonzero(mask)
+        stats.changed += len(rows)
+        for i in rows.tolist():
+            self.rules[i].append(stats.name)
+

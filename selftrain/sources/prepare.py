@@ -1,0 +1,82 @@
+"""The prepare stage's work for a bring-your-own-data source: write the prepared directory.
+
+Dispatches on ``data.source`` and writes, atomically, the manifest, ``classes.json``,
+``skipped.json`` (unreadable unlabeled images, ignored files) and ``source.json``
+(a digest of every referenced file's bytes), removing what another source left there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from selftrain.atomic import write_json, write_parquet
+from selftrain.config import DataConfig
+from selftrain.data import CLASSES_FILE, Dataset, load_dataset, prepare_digits
+from selftrain.errors import DataError
+from selftrain.sources.folders import read_folders
+from selftrain.truth import TRUTH_FILE, split_truth, write_truth
+from selftrain.sources.manifest import read_manifest
+
+MANIFEST_FILE = "manifest.parquet"
+SKIPPED_FILE = "skipped.json"
+SOURCE_FILE = "source.json"
+IMAGES_DIR = "images"
+# What prepare may leave in its output directory; a source removes the ones it does not write.
+PREPARED_ENTRIES = (MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE, IMAGES_DIR)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The prepared dataset as the later stages load it, and how many unlabeled images were skipped."""
+
+    dataset: Dataset
+    skipped: int
+
+
+def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepared:
+    """Write the prepared manifest (and digits' images) for `config.source` under `out_dir`."""
+    out_dir = Path(out_dir)
+    if config.source == "digits":
+        _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGES_DIR))
+        return Prepared(prepare_digits(out_dir, config, seed), skipped=0)
+    if config.source == "folders":
+        result = read_folders(config.raw_dir, config, seed, out_dir)
+    elif config.source == "manifest":
+        result = read_manifest(config.manifest, config, seed, out_dir)
+    else:  # DataConfig.validate already refused it; this keeps the dispatch exhaustive.
+        raise DataError(f"data.source: unknown source {config.source!r}")
+    _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE))
+    write_json(list(result.class_names), out_dir / CLASSES_FILE)
+    write_json(
+        {"count": len(result.skipped), "skipped": result.skipped, "ignored": result.ignored},
+        out_dir / SKIPPED_FILE,
+    )
+    write_json(
+        {
+            "source": config.source,
+            "items": len(result.manifest),
+            "skipped": len(result.skipped),
+            "content_md5": result.content_md5,
+        },
+        out_dir / SOURCE_FILE,
+    )
+    # Ground truth of unlabeled rows goes to its own file, never into the manifest.
+    manifest, truth = split_truth(result.manifest)
+    write_truth(truth, out_dir / TRUTH_FILE)
+    write_parquet(manifest, out_dir / MANIFEST_FILE)
+    return Prepared(load_dataset(out_dir / MANIFEST_FILE), skipped=len(result.skipped))
+
+
+def _remove_stale(out_dir: Path, keep: tuple[str, ...]) -> None:
+    """Remove what another source wrote in `out_dir` (DVC clears outputs itself; a
+    hand run after switching sources would otherwise leave stale files)."""
+    for name in PREPARED_ENTRIES:
+        if name in keep:
+            continue
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()

@@ -1,0 +1,115 @@
+"""Shared pieces of the refine tests: a tiny pseudo-label table and one-line runs.
+
+`make_table` builds the infer stage's table for four classes; `run` refines it with
+no built-in filtering unless asked (`QUIET`); `full_run` exercises every kind of
+rule at once on `rich_table`. `plugin_wide_to_lamp` is found by dotted path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from selftrain.refine import RefineContext, parse_refine_config, refine
+
+NAMES = ("bed", "island", "dresser", "lamp")
+BED, ISLAND, DRESSER, LAMP = range(4)
+EXTRA = ("group_id", "source", "width")
+RESULT_COLUMNS = ["label", "target", "weight", "kept", "copies", "rules", "dropped_by"]
+# No built-in filtering unless a test asks for it, so each test sees only its rule.
+QUIET = {"threshold": None, "balance": {"enabled": False}}
+
+
+def make_table(preds, confidences=None, **columns) -> pd.DataFrame:
+    """Pseudo-labels with probs that put `confidence` on `pred` and share the rest evenly."""
+    n = len(preds)
+    confidences = [0.9] * n if confidences is None else confidences
+    probs = []
+    for pred, conf in zip(preds, confidences):
+        row = np.full(len(NAMES), (1.0 - conf) / (len(NAMES) - 1))
+        row[pred] = conf
+        probs.append(row.tolist())
+    p = np.array(probs).reshape(n, len(NAMES))
+    top2 = np.sort(p, axis=1)[:, -2:]
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"item{i:03d}" for i in range(n)],
+            "path": [f"img/{i}.png" for i in range(n)],
+            "teacher_gen": [0] * n,
+            "pred": preds,
+            "confidence": confidences,
+            "margin": (top2[:, 1] - top2[:, 0]).tolist(),
+            "entropy": (-(p * np.log(p, where=p > 0, out=np.zeros_like(p))).sum(axis=1)).tolist(),
+            "probs": probs,
+        }
+    )
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
+def config(rules=(), **section):
+    raw = {**QUIET, **section, "rules": list(rules)}
+    return parse_refine_config(raw, NAMES, EXTRA)
+
+
+def run(table, rules=(), previous=None, **section):
+    return refine(table, config(rules, **section), RefineContext(NAMES, 1, previous))
+
+
+def drop_when(condition, name="r"):
+    return {"name": name, "when": condition, "drop": True}
+
+
+def dropped(result) -> list[int]:
+    return np.flatnonzero(~result.table["kept"].to_numpy()).tolist()
+
+
+ISLAND_TO_DRESSER = {
+    "name": "island-to-dresser",
+    "when": {"all": [{"column": "pred", "op": "==", "value": "island"}, {"group_has": ["bed"]}]},
+    "relabel": "dresser",
+}
+
+
+# --- plug-ins are found by dotted path: `plug` names a function's own module --------
+
+
+def plugin_wide_to_lamp(frame: pd.DataFrame, context: RefineContext) -> pd.DataFrame:
+    assert "true_label" not in frame.columns
+    assert context.previous is None or "true_label" not in context.previous.columns
+    wide = frame["width"] > 100
+    frame.loc[wide, "label"] = context.class_names.index("lamp")
+    frame.loc[frame["width"] < 10, "kept"] = False
+    frame.loc[frame["width"] == 50, "weight"] = 3.0
+    return frame
+
+
+def plug(name, function):
+    return {"name": name, "plugin": f"{function.__module__}:{function.__name__}"}
+
+
+# --- every kind of rule at once ---------------------------------------------------
+
+FULL_RULES = [
+    ISLAND_TO_DRESSER,
+    {"name": "trust", "when": {"column": "source", "op": "==", "value": "gold"}, "keep": True, "weight": 2},
+    drop_when({"column": "confidence", "op": "<", "value": 0.4}, name="very-low"),
+    plug("wide-lamps", plugin_wide_to_lamp),
+]
+
+
+def rich_table(n=30, seed=1):
+    rng = np.random.default_rng(seed)
+    return make_table(
+        rng.integers(0, 4, n).tolist(),
+        rng.uniform(0.3, 1.0, n).round(3).tolist(),
+        group_id=rng.choice(["r1", "r2", "r3", "r4"], n).tolist(),
+        source=rng.choice(["gold", "web"], n).tolist(),
+        width=rng.integers(8, 200, n).tolist(),
+    )
+
+
+def full_run(table, previous=None):
+    section = {"threshold": 0.6, "agreement": True, "balance": {"enabled": True}, "group_by": "group_id"}
+    return run(table, FULL_RULES, previous=previous, **section)
