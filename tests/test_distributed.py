@@ -35,6 +35,8 @@ from selftrain.models import WEIGHTS_FILE, load_model
 # of 4 one rank has 5 batches, the other 6, and the steps must be equalised.
 LABELED = 41
 TEST = 40
+# The teacher's consistency loss reads these (no label): DDP with the learner's parts on.
+UNLABELED = 40
 # 1 vs 2 processes train on different shards and dropout masks, so the weights differ;
 # on this separable task both reach ~100%. 0.1 is 4 of 40 test images: far more
 # than the run-to-run spread here, far less than a broken run (~0.5, chance).
@@ -50,14 +52,15 @@ def easy_task(tmp_path_factory):
     (prepared / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     rows = []
-    for i in range(LABELED + TEST):
+    for i in range(LABELED + TEST + UNLABELED):
         label = i % 2
         img = np.full((8, 8), 20, np.uint8)
         (img[:, :4] if label == 0 else img[:, 4:])[:] = 220
         img = np.clip(img + rng.integers(0, 40, img.shape), 0, 255).astype(np.uint8)
         rel = f"images/{i:03d}.png"
         Image.fromarray(img).save(prepared / rel)
-        rows.append((f"item{i:03d}", rel, "labeled" if i < LABELED else "test", label))
+        split = "labeled" if i < LABELED else "test" if i < LABELED + TEST else "unlabeled"
+        rows.append((f"item{i:03d}", rel, split, label if split != "unlabeled" else None))
     manifest = pd.DataFrame(rows, columns=["item_id", "path", "split", "label"])
     manifest["label"] = manifest["label"].astype("Int64")
     manifest["true_label"] = pd.array([pd.NA] * len(manifest), dtype="Int64")
@@ -70,7 +73,11 @@ def params_file(root, processes: int):
     raw = tiny_params()
     raw["data"]["image_size"] = 8
     raw["augment"].update(device="cpu", num_threads=1)
-    raw["teacher"].update(width=8, depth=1, epochs=6, batch_size=8, lr=0.05, input_noise=False)
+    # Consistency loss and weight average on: an epoch is a pass over the 40 unlabeled rows.
+    raw["teacher"].update(
+        width=8, depth=1, epochs=6, batch_size=8, lr=0.05, input_noise=False,
+        unlabeled="consistency", unlabeled_ratio=1.0, unlabeled_threshold=0.8, ema_decay=0.9,
+    )  # fmt: skip
     raw["distributed"] = {"processes": processes, "backend": "auto"}
     path = root / f"params{processes}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
