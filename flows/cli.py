@@ -97,12 +97,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from selftrain.config import load_params
     from selftrain.paths import ProjectPaths
     from selftrain.report import write_plot_data, write_report
 
     paths = ProjectPaths(Path(args.project_dir))
-    index = write_report(paths, args.out or paths.reports_dir)
-    written = write_plot_data(paths, args.plots_out or paths.loop_plots_dir)
+    # The generations params.yaml defines, as the report stage reads them.
+    generations = list(range(load_params(paths.root / "params.yaml").num_generations + 1))
+    index = write_report(paths, args.out or paths.reports_dir, generations)
+    written = write_plot_data(paths, args.plots_out or paths.loop_plots_dir, generations)
     print(f"report: {index}")
     for path in written:
         print(f"plot data: {path}")

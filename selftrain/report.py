@@ -103,15 +103,16 @@ def round_page_name(k: int) -> str:
 # Entry points
 
 
-def write_report(paths: ProjectPaths, out_dir: str | Path) -> Path:
-    """Write the whole report into `out_dir` (replaced as a whole) and return its index page.
+def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> Path:
+    """Write the whole report on `generations` (0 = teacher) into `out_dir` (replaced as a
+    whole) and return its index page.
 
     The pages are built in a temporary sibling directory that is swapped in for
     `out_dir` only once complete, so a reader never sees half a report. Anything
     else in `out_dir` is replaced too: give the report a directory of its own.
     """
     out_dir = Path(out_dir)
-    rounds = available_rounds(paths)
+    rounds = _rounds(paths, generations)
     images = ImageEncoder(paths.prepared_dir)
     with atomic_dir(out_dir) as tmp:
         summaries = {}
@@ -121,12 +122,12 @@ def write_report(paths: ProjectPaths, out_dir: str | Path) -> Path:
             summary = summarize_round(data, previous, source)
             summaries[k] = summary
             (tmp / round_page_name(k)).write_text(round_page(data, summary, rounds, images))
-        (tmp / INDEX_PAGE).write_text(index_page(paths, rounds, summaries))
+        (tmp / INDEX_PAGE).write_text(index_page(paths, generations, rounds, summaries))
     return out_dir / INDEX_PAGE
 
 
-def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
-    """Write CSVs for ``dvc plots`` into `out_dir` and return their paths.
+def write_plot_data(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> list[Path]:
+    """Write CSVs for ``dvc plots`` on `generations` into `out_dir` and return their paths.
 
     - ``generations.csv``: generation, test_accuracy, macro_f1 (teacher = generation 0);
     - ``confidence.csv``: round, bin (left edge), count: confidence histograms;
@@ -134,11 +135,11 @@ def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
       that were wrong, flips (accuracy columns empty without ground truth).
     """
     out_dir = Path(out_dir)
-    rounds = available_rounds(paths)
+    rounds = _rounds(paths, generations)
     summaries = {k: _summary(paths, k) for k in rounds}
     written = []
     for name, frame in (
-        ("generations.csv", generation_frame(paths)),
+        ("generations.csv", generation_frame(paths, generations)),
         ("confidence.csv", confidence_histograms(paths, rounds)),
         ("rounds.csv", round_stats(summaries)),
     ):
@@ -157,16 +158,15 @@ def _summary(paths: ProjectPaths, k: int) -> dict[str, pd.DataFrame]:
 # Data behind the index and the plots
 
 
-def last_generation(paths: ProjectPaths, rounds: Sequence[int] = ()) -> int:
-    """The highest generation with metrics or a round on disk (0 when there is none)."""
-    names = [p.name for p in paths.metrics(0).parent.glob("gen*.json")]
-    found = [int(m.group(1)) for m in (re.fullmatch(r"gen(\d+)\.json", n) for n in names) if m]
-    return max([0, *found, *rounds])
+def _rounds(paths: ProjectPaths, generations: Sequence[int]) -> list[int]:
+    """The rounds among `generations` that have a table on disk; rounds outside
+    `generations` (left by an older, longer run) are not part of this report."""
+    return [k for k in available_rounds(paths) if k in set(generations)]
 
 
-def generation_frame(paths: ProjectPaths) -> pd.DataFrame:
-    """generation, test_accuracy, macro_f1 for every generation with metrics."""
-    table = generation_table(paths, last_generation(paths, available_rounds(paths)))
+def generation_frame(paths: ProjectPaths, generations: Sequence[int]) -> pd.DataFrame:
+    """generation, test_accuracy, macro_f1 for every one of `generations` with metrics."""
+    table = generation_table(paths, max(generations, default=0))
     return table[list(GENERATION_PLOT_COLUMNS)].reset_index(drop=True)
 
 
@@ -230,18 +230,20 @@ def _lookup(frame: pd.DataFrame, row: str, column: str) -> float | None:
 # Pages
 
 
-def index_page(paths: ProjectPaths, rounds: Sequence[int], summaries: dict[int, Summary]) -> str:
+def index_page(
+    paths: ProjectPaths, generations: Sequence[int], rounds: Sequence[int], summaries: dict[int, Summary]
+) -> str:
     """index.html: the per-generation curve and table, links to rounds, confidence per round."""
     body = (
-        _section("generations", "Accuracy per generation", _generations_body(paths, rounds))
+        _section("generations", "Accuracy per generation", _generations_body(paths, generations))
         + _section("rounds", "Rounds", _rounds_body(rounds, summaries))
         + _section("confidence-overview", "Confidence per round", _confidence_overview_body(paths, rounds))
     )
     return _page("Self-training report", _nav(rounds, None), body)
 
 
-def _generations_body(paths: ProjectPaths, rounds: Sequence[int]) -> str:
-    generations = generation_table(paths, last_generation(paths, rounds))
+def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
+    generations = generation_table(paths, max(gens, default=0))
     if generations.empty:
         return _note("no metrics/gen{k}.json on disk yet")
     # Generation 0 has no pseudo-labels: its null turns the count column into floats.
