@@ -25,10 +25,13 @@ def _run(args: argparse.Namespace) -> int:
 
     result = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
     print(format_table(pd.DataFrame(result["rows"], columns=list(SUMMARY_COLUMNS))))
-    print(f"best: generation {result['best_generation']} (models/best.json)")
+    print(f"best: generation {result['best_generation']} (by val accuracy among this run's generations)")
     if result["stop_reason"]:
         print(f"stopped after generation {result['stopped_after']}: {result['stop_reason']}")
-    print(f"saved as DVC experiment {result['experiment']} (dvc exp show)")
+    if result["experiment"]:
+        print(f"saved as DVC experiment {result['experiment']} (dvc exp show)")
+    else:
+        print("every stage was cached: no new DVC experiment")
     return 0
 
 

@@ -73,7 +73,9 @@ def pipeline_for(params: dict) -> dict:
     pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     for stage, _ in GENERATION_DEPS.items():
         deps = pipeline["stages"][stage]["deps"]
-        first = next(i for i, d in enumerate(deps) if PER_GENERATION.match(d))
+        first = next((i for i, d in enumerate(deps) if PER_GENERATION.match(d)), None)
+        if first is None:  # a dvc.yaml that lists no per-generation files: nothing to match
+            continue
         others = [d for d in deps if not PER_GENERATION.match(d)]
         pipeline["stages"][stage]["deps"] = (
             others[:first] + generation_deps(stage, params["evaluate_generations"]) + others[first:]
