@@ -132,6 +132,8 @@ def recorded_reads(tmp_path_factory):
     params = tiny_params()
     params["generations"] = {"1": params["generations"]["1"]}
     params["evaluate_generations"] = [0, 1]
+    params["data"]["subset"] = 150  # what is read does not depend on how much
+    params["teacher"]["epochs"] = 1
     write_params(project, params)
     reads: dict[str, tuple[set[str], set[str]]] = {}
     with pytest.MonkeyPatch.context() as mp:
