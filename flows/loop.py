@@ -181,7 +181,8 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     Args:
         project_dir: the DVC project (holds dvc.yaml and params.yaml).
         generations: stop after this generation (default: every generation in
-            params.yaml). The run equals `dvc repro evaluate@N` (then select_best, report).
+            params.yaml). The run equals `dvc repro evaluate@N` (then select_best and
+            report, when N is the last generation in params.yaml).
 
     Returns:
         `rows` (one summary row per generation run, teacher first), `best_generation`

@@ -80,8 +80,8 @@ def test_metrics_are_a_direct_evaluation_of_the_saved_model(reproduced_project, 
     assert metrics["num_parameters"] == sum(p.numel() for p in model.parameters())
     # The confusion plot holds the same predictions, one row per test item.
     confusion = pd.read_csv(f"plots/gen{gen}/confusion.csv")
-    assert confusion["actual"].tolist() == [dataset.class_names[t] for t in truth]
-    assert confusion["predicted"].tolist() == [dataset.class_names[p] for p in pred]
+    assert confusion["actual"].astype(str).tolist() == [dataset.class_names[t] for t in truth]
+    assert confusion["predicted"].astype(str).tolist() == [dataset.class_names[p] for p in pred]
 
 
 def test_dvc_lock_hashes_are_the_files_on_disk(reproduced_project):
