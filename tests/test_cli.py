@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import copy_project
-from flows.cli import main
+from selftrain_cli.main import main
 
 pytestmark = pytest.mark.integration
 
