@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,22 +22,33 @@ from prefect import flow, get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from flows.artifacts import publish_round
+from flows.plan import last_generation
 from flows.sharding import run_shards
+from flows.stage_output import StageOutput, run_streaming, stage_log_path
 from selftrain.config import load_params
+from selftrain.errors import EXIT_INPUT_ERROR, SelftrainError
 from selftrain.gate import decide, val_accuracy
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
 
-STDERR_TAIL_LINES = 20
+# Output lines of a failed stage quoted in its one-line error.
+FAILURE_LINES = 3
+DVC_FAILURE_PREFIX = "ERROR: failed to reproduce"
+# The stage's own status for bad input, and argparse's for a bad command line.
+NOT_RETRYABLE_EXITS = frozenset({EXIT_INPUT_ERROR, 2})
 # Run after the loop, whether it ended or the gate stopped it: they read every
 # generation evaluated so far.
 SELECT_BEST_STAGE = "select_best"
 REPORT_STAGE = "report"
 
 
-class StageFailed(RuntimeError):
-    """A DVC stage exited non-zero; the message carries its last output lines."""
+class StageFailed(SelftrainError):
+    """A DVC stage exited non-zero; the message is one line with its last output lines."""
+
+
+class StageFailedOnInput(StageFailed):
+    """The stage rejected its input (config, data, a missing file): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -82,26 +94,67 @@ def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def retry_if_it_can_pass(task, task_run, state) -> bool:
+    """Prefect's retry condition: never retry a stage that failed on its input."""
+    try:
+        state.result()
+    except StageFailedOnInput:
+        return False
+    except Exception:
+        return True
+    return True
+
+
 # Retries here are defaults for `run_stage.fn` callers; the flow sets them from params.loop.
-@task(retries=2, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_it_can_pass,
+    task_run_name="dvc repro {stage}",
+)
 def run_stage(stage: str, project_dir: str) -> StageRun:
-    """Run one DVC stage (cached stages are skipped by DVC itself)."""
+    """Run one DVC stage (cached stages are skipped by DVC itself), logging its lines as they come."""
     logger = _logger()
+    seen = {"skipped": False, "locked": False}
+
+    def on_line(line: str) -> None:
+        logger.info(line)
+        seen["skipped"] |= "didn't change, skipping" in line
+        seen["locked"] |= "Unable to acquire lock" in line
+
     started = time.perf_counter()
-    proc = _dvc(project_dir, "repro", "--single-item", stage)
+    output = run_streaming(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        cwd=project_dir,
+        env=_stage_env(),
+        log=stage_log_path(project_dir, stage),
+        on_line=on_line,
+    )
     seconds = time.perf_counter() - started
-    output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode != 0:
-        if "Unable to acquire lock" in output:
+    if output.returncode != 0:
+        if seen["locked"]:
             raise StageFailed(
                 f"dvc repro {stage}: another DVC command is using this repository "
                 f"({Path(project_dir).resolve()}); wait for it to finish and run again"
             )
-        tail = "\n".join(output.splitlines()[-STDERR_TAIL_LINES:])
-        raise StageFailed(f"dvc repro {stage} failed (exit {proc.returncode}):\n{tail}")
-    ran = "didn't change, skipping" not in output
+        raise stage_failure(stage, output)
+    ran = not seen["skipped"]
     logger.info("%s %s in %.1fs", stage, "ran" if ran else "cached", seconds)
     return StageRun(stage=stage, seconds=seconds, ran=ran)
+
+
+def stage_failure(stage: str, output: StageOutput) -> StageFailed:
+    """One line: the stage, its exit status, its last output lines and where the whole output is."""
+    # DVC's closing line only repeats the command; the exit status is taken from it.
+    closing = [line for line in output.tail if line.startswith(DVC_FAILURE_PREFIX)]
+    match = re.search(r"exited with (-?\d+)", closing[-1]) if closing else None
+    code = int(match.group(1)) if match else output.returncode
+    own = [line.strip() for line in output.tail if not line.startswith(DVC_FAILURE_PREFIX)]
+    last = " | ".join(own[-FAILURE_LINES:]) or "no output"
+    on_input = code in NOT_RETRYABLE_EXITS
+    kind = StageFailedOnInput if on_input else StageFailed
+    retry = ", not retried: a retry would fail the same way" if on_input else ""
+    return kind(f"stage {stage} failed (exit {code}{retry}): {last} (full output: {output.log})")
 
 
 def stage_is_current(stage: str, project_dir: str) -> bool:
@@ -167,11 +220,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     logger = get_run_logger()
     params = load_params(Path(project_dir) / "params.yaml")
     paths = ProjectPaths(Path(project_dir))
-    last = params.num_generations if generations is None else generations
-    if not 0 <= last <= params.num_generations:
-        raise ValueError(
-            f"generations={last}: params.yaml defines generations 1..{params.num_generations}"
-        )
+    last = last_generation(params, generations)
     stage = run_stage.with_options(
         retries=params.loop.retries, retry_delay_seconds=params.loop.retry_delay_seconds
     )
