@@ -8,7 +8,6 @@ decides what is cached, records lineage in dvc.lock, and a flow run leaves
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -19,36 +18,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.exceptions import MissingContextError
 
 from flows.artifacts import publish_round
 from flows.plan import last_generation
 from flows.sharding import run_shards
-from flows.stage_output import StageOutput, run_streaming, stage_log_path
+from flows.stage_output import (
+    StageFailed,
+    StageOutput,
+    failure,
+    retry_if_it_can_pass,
+    run_logger,
+    run_streaming,
+    stage_log_path,
+)
 from selftrain.config import load_params
-from selftrain.errors import EXIT_INPUT_ERROR, SelftrainError
 from selftrain.gate import decide, val_accuracy
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
 
-# Output lines of a failed stage quoted in its one-line error.
-FAILURE_LINES = 3
+# DVC's closing line of a failed stage: it repeats the command and gives the exit status.
 DVC_FAILURE_PREFIX = "ERROR: failed to reproduce"
-# The stage's own status for bad input, and argparse's for a bad command line.
-NOT_RETRYABLE_EXITS = frozenset({EXIT_INPUT_ERROR, 2})
 # Run after the loop, whether it ended or the gate stopped it: they read every
 # generation evaluated so far.
 SELECT_BEST_STAGE = "select_best"
 REPORT_STAGE = "report"
-
-
-class StageFailed(SelftrainError):
-    """A DVC stage exited non-zero; the message is one line with its last output lines."""
-
-
-class StageFailedOnInput(StageFailed):
-    """The stage rejected its input (config, data, a missing file): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -74,15 +68,6 @@ def _stage_env() -> dict[str, str]:
     return env
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    # The run logger when inside a flow or task run; a module logger when a test
-    # calls the task's plain function (`run_stage.fn`).
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
-
-
 def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
     """Run one DVC command in the project with the stages' environment; output captured."""
     return subprocess.run(
@@ -94,17 +79,6 @@ def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def retry_if_it_can_pass(task, task_run, state) -> bool:
-    """Prefect's retry condition: never retry a stage that failed on its input."""
-    try:
-        state.result()
-    except StageFailedOnInput:
-        return False
-    except Exception:
-        return True
-    return True
-
-
 # Retries here are defaults for `run_stage.fn` callers; the flow sets them from params.loop.
 @task(
     retries=2,
@@ -114,7 +88,7 @@ def retry_if_it_can_pass(task, task_run, state) -> bool:
 )
 def run_stage(stage: str, project_dir: str) -> StageRun:
     """Run one DVC stage (cached stages are skipped by DVC itself), logging its lines as they come."""
-    logger = _logger()
+    logger = run_logger()
     seen = {"skipped": False, "locked": False}
 
     def on_line(line: str) -> None:
@@ -145,16 +119,11 @@ def run_stage(stage: str, project_dir: str) -> StageRun:
 
 def stage_failure(stage: str, output: StageOutput) -> StageFailed:
     """One line: the stage, its exit status, its last output lines and where the whole output is."""
-    # DVC's closing line only repeats the command; the exit status is taken from it.
     closing = [line for line in output.tail if line.startswith(DVC_FAILURE_PREFIX)]
     match = re.search(r"exited with (-?\d+)", closing[-1]) if closing else None
     code = int(match.group(1)) if match else output.returncode
-    own = [line.strip() for line in output.tail if not line.startswith(DVC_FAILURE_PREFIX)]
-    last = " | ".join(own[-FAILURE_LINES:]) or "no output"
-    on_input = code in NOT_RETRYABLE_EXITS
-    kind = StageFailedOnInput if on_input else StageFailed
-    retry = ", not retried: a retry would fail the same way" if on_input else ""
-    return kind(f"stage {stage} failed (exit {code}{retry}): {last} (full output: {output.log})")
+    own = [line for line in output.tail if not line.startswith(DVC_FAILURE_PREFIX)]
+    return failure(f"stage {stage}", code, own, output.log)
 
 
 def stage_is_current(stage: str, project_dir: str) -> bool:

@@ -1,21 +1,40 @@
-"""Run a stage's command and pass each output line on as it comes: to the run log and a log file.
+"""A stage command's output: each line passed on as it comes (run log and a log file), and
+a failure said in one line that also tells the flow whether a retry can help.
 
 A training stage runs for minutes; its per-epoch lines must reach the Prefect run
-log while it runs, not after it ends, and the whole output stays in a file that a
-failure message can point to.
+log while it runs, not after it ends, and the whole output stays in a file that the
+failure's one line points to.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-# Where `selftrain run` keeps each stage's full output (the last attempt), relative to the project.
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+
+from selftrain.errors import EXIT_INPUT_ERROR, SelftrainError
+
+# Where each stage's full output (of its last attempt) is kept, relative to the project.
 STAGE_LOG_DIR = Path("logs") / "stages"
 TAIL_LINES = 20
+# Output lines of a failed stage quoted in its one-line error.
+FAILURE_LINES = 3
+# The stages' status for bad input (stages/common.py), and argparse's for a bad command line.
+NOT_RETRYABLE_EXITS = frozenset({EXIT_INPUT_ERROR, 2})
+
+
+class StageFailed(SelftrainError):
+    """A stage command exited non-zero; the message is one line with its last output lines."""
+
+
+class StageFailedOnInput(StageFailed):
+    """The stage rejected its input (config, data, a missing file): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +45,16 @@ class StageOutput:
 
 
 def stage_log_path(project_dir: str | Path, name: str) -> Path:
-    return Path(project_dir) / STAGE_LOG_DIR / f"{name}.log"
+    return Path(project_dir) / STAGE_LOG_DIR / f"{name.replace('/', '-')}.log"
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run logger inside a flow or task run; a module logger when a test calls a task's
+    plain function (`task.fn`)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def run_streaming(
@@ -53,3 +81,25 @@ def run_streaming(
                     on_line(line)
         returncode = proc.wait()
     return StageOutput(returncode=returncode, tail=list(tail), log=log)
+
+
+def failure(
+    what: str, code: int, lines: list[str], log: Path, kinds: tuple[type, type] = (StageFailed, StageFailedOnInput)
+) -> StageFailed:
+    """`<what> failed (exit N): <last lines, joined by |> (full output: <log>)`, as the
+    first of `kinds`, or the second (not retried) when the exit status says bad input."""
+    last = " | ".join(line.strip() for line in lines[-FAILURE_LINES:]) or "no output"
+    on_input = code in NOT_RETRYABLE_EXITS
+    retry = ", not retried: a retry would fail the same way" if on_input else ""
+    return kinds[on_input](f"{what} failed (exit {code}{retry}): {last} (full output: {log})")
+
+
+def retry_if_it_can_pass(task, task_run, state) -> bool:
+    """Prefect's retry condition: never retry a stage that failed on its input."""
+    try:
+        state.result()
+    except StageFailedOnInput:
+        return False
+    except Exception:
+        return True
+    return True

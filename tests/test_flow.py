@@ -7,11 +7,11 @@ import json
 import pytest
 
 from conftest import copy_project, dvc, make_project, tiny_params
+from flows.stage_output import StageFailedOnInput
 from flows.loop import (
     REPORT_STAGE,
     SELECT_BEST_STAGE,
     StageFailed,
-    StageFailedOnInput,
     noisy_student_loop,
     run_stage,
     stage_is_current,
