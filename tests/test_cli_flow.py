@@ -28,7 +28,7 @@ def test_bad_params_fail_before_prefect_is_imported(tmp_path):
     params = tiny_params()
     params["teacher"]["epochs"] = -1
     write_params(tmp_path, params)
-    proc = _run_in_fresh_interpreter("run", "--project-dir", str(tmp_path))
+    proc = _run_in_fresh_interpreter("--project-dir", str(tmp_path), "run")
     assert proc.stdout.split() == ["1", "False"], proc.stderr
     assert proc.stderr.startswith("error: ") and "teacher.epochs" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
