@@ -45,7 +45,7 @@ class StageOutput:
 
 
 def stage_log_path(project_dir: str | Path, name: str) -> Path:
-    return Path(project_dir) / STAGE_LOG_DIR / f"{name.replace('/', '-')}.log"
+    return Path(project_dir) / STAGE_LOG_DIR / f"{name}.log"
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
