@@ -62,7 +62,7 @@ def test_failed_stage_ends_the_run_with_one_line(tmp_path, capsys):
     params["data"].update(source="manifest", manifest="data/raw/missing.csv", subset=0)
     params["loop"].update(retries=2, retry_delay_seconds=0)
     project = make_project(tmp_path / "p", params)
-    assert main(["run", "--project-dir", str(project)]) == 1
+    assert main(["--project-dir", str(project), "run"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     log = project / "logs/stages/prepare.log"
     assert last.startswith("error: stage prepare failed (exit 3, not retried")
