@@ -10,7 +10,7 @@ Three parts, each selectable with --parts:
 - wait: the share of `fit`'s wall time spent in `next()` on its DALI loaders. The loaders
   are wrapped in a timing proxy here (the library is not instrumented): the benchmark
   replaces `selftrain.train.create_loader` for the duration of the call.
-- flow: a real `python -m flows.cli run` in a scratch copy of the project
+- flow: a real `python -m selftrain_cli run` in a scratch copy of the project
   (--project-copy), then a second, fully cached run. From the flow's own log:
   flow wall (from "Beginning flow run" to the flow's final state) minus the sum of the
   "<stage> ran|cached in X s" lines, as a share of the flow wall.
@@ -48,7 +48,7 @@ from selftrain.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "speed.json"
-PROJECT_FILES = ("selftrain", "stages", "flows", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/raw")
+PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/raw")
 
 
 def _params(path: str) -> Params:
@@ -273,7 +273,7 @@ def parse_flow_log(text: str) -> dict:
 def _run_flow(project: Path, env: dict, log_path: Path) -> tuple[float, str]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run"],
+        [sys.executable, "-m", "selftrain_cli", "run"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -385,7 +385,7 @@ def markdown_tables(results: dict) -> str:
     if "flow" in results:
         f = results["flow"]
         lines += [
-            f"Flow (`python -m flows.cli run` in a scratch copy; {f['date']}):",
+            f"Flow (`python -m selftrain_cli run` in a scratch copy; {f['date']}):",
             "",
             "| run | process wall s | log span s (server start to stop) | flow wall s (after Prefect start-up) | sum of stages s | overhead s | overhead share (target <= 5%) |",
             "|---|---|---|---|---|---|---|",
@@ -444,7 +444,7 @@ def main(argv=None) -> int:
             log("wait: share of fit() wall time in next() on the loaders")
             save("wait", bench_wait(params, dataset, args.wait_repeats, args.student_epochs, log))
     if "flow" in args.parts:
-        log(f"flow: python -m flows.cli run in {args.project_copy}")
+        log(f"flow: python -m selftrain_cli run in {args.project_copy}")
         save("flow", bench_flow(Path(args.project_copy), log, reuse_first=args.flow_reuse_first))
     print(markdown_tables(results))
     return 0

@@ -3,7 +3,7 @@
 # interleaved, 2 repeats each. Run in a workspace where `dvc repro refine@1` has run
 # (a clone of this repo), e.g.:
 #   git clone . /tmp/thr && (cd /tmp/thr && dvc repro refine@1)
-#   LABEL=idle NICE=0 sh benchmarks/threads.sh /tmp/thr
+#   LABEL=idle NICE=0 sh benchmarks/threads.sh /tmp/thr >> benchmarks/results/threads.txt
 # Contended figure: the same while two `benchmarks.accuracy` streams ran (LABEL=contended,
 # NICE=19, the streams' own niceness). Edits the workspace's params.yaml.
 set -e

@@ -8,8 +8,8 @@ decides what is cached, records lineage in dvc.lock, and a flow run leaves
 from __future__ import annotations
 
 import json
-import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,25 +19,31 @@ from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger, task
-from prefect.exceptions import MissingContextError
 
 from flows.artifacts import publish_round
+from flows.plan import last_generation
 from flows.sharding import run_shards
+from flows.stage_output import (
+    StageFailed,
+    StageOutput,
+    failure,
+    retry_if_it_can_pass,
+    run_logger,
+    run_streaming,
+    stage_log_path,
+)
 from selftrain.config import load_params
 from selftrain.gate import best_index, decide, val_accuracy
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
 
-STDERR_TAIL_LINES = 20
+# DVC's closing line of a failed stage: it repeats the command and gives the exit status.
+DVC_FAILURE_PREFIX = "ERROR: failed to reproduce"
 # Run after a loop that reached the last generation in params.yaml: they read, and
 # depend on, exactly the generations params.yaml defines.
 SELECT_BEST_STAGE = "select_best"
 REPORT_STAGE = "report"
-
-
-class StageFailed(RuntimeError):
-    """A DVC stage exited non-zero; the message carries its last output lines."""
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,6 @@ def _stage_env() -> dict[str, str]:
     return env
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    # The run logger when inside a flow or task run; a module logger when a test
-    # calls the task's plain function (`run_stage.fn`).
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
-
-
 def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
     """Run one DVC command in the project with the stages' environment; output captured."""
     return subprocess.run(
@@ -84,25 +81,50 @@ def _dvc(project_dir: str, *args: str) -> subprocess.CompletedProcess:
 
 
 # Retries here are defaults for `run_stage.fn` callers; the flow sets them from params.loop.
-@task(retries=2, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_it_can_pass,
+    task_run_name="dvc repro {stage}",
+)
 def run_stage(stage: str, project_dir: str) -> StageRun:
-    """Run one DVC stage (cached stages are skipped by DVC itself)."""
-    logger = _logger()
+    """Run one DVC stage (cached stages are skipped by DVC itself), logging its lines as they come."""
+    logger = run_logger()
+    seen = {"skipped": False, "locked": False}
+
+    def on_line(line: str) -> None:
+        logger.info(line)
+        seen["skipped"] |= "didn't change, skipping" in line
+        seen["locked"] |= "Unable to acquire lock" in line
+
     started = time.perf_counter()
-    proc = _dvc(project_dir, "repro", "--single-item", stage)
+    output = run_streaming(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        cwd=project_dir,
+        env=_stage_env(),
+        log=stage_log_path(project_dir, stage),
+        on_line=on_line,
+    )
     seconds = time.perf_counter() - started
-    output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode != 0:
-        if "Unable to acquire lock" in output:
+    if output.returncode != 0:
+        if seen["locked"]:
             raise StageFailed(
                 f"dvc repro {stage}: another DVC command is using this repository "
                 f"({Path(project_dir).resolve()}); wait for it to finish and run again"
             )
-        tail = "\n".join(output.splitlines()[-STDERR_TAIL_LINES:])
-        raise StageFailed(f"dvc repro {stage} failed (exit {proc.returncode}):\n{tail}")
-    ran = "didn't change, skipping" not in output
+        raise stage_failure(stage, output)
+    ran = not seen["skipped"]
     logger.info("%s %s in %.1fs", stage, "ran" if ran else "cached", seconds)
     return StageRun(stage=stage, seconds=seconds, ran=ran)
+
+
+def stage_failure(stage: str, output: StageOutput) -> StageFailed:
+    """One line: the stage, its exit status, its last output lines and where the whole output is."""
+    closing = [line for line in output.tail if line.startswith(DVC_FAILURE_PREFIX)]
+    match = re.search(r"exited with (-?\d+)", closing[-1]) if closing else None
+    code = int(match.group(1)) if match else output.returncode
+    own = [line for line in output.tail if not line.startswith(DVC_FAILURE_PREFIX)]
+    return failure(f"stage {stage}", code, own, output.log)
 
 
 def stage_is_current(stage: str, project_dir: str) -> bool:
@@ -193,11 +215,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     logger = get_run_logger()
     params = load_params(Path(project_dir) / "params.yaml")
     paths = ProjectPaths(Path(project_dir))
-    last = params.num_generations if generations is None else generations
-    if not 0 <= last <= params.num_generations:
-        raise ValueError(
-            f"generations={last}: params.yaml defines generations 1..{params.num_generations}"
-        )
+    last = last_generation(params, generations)
     stage = run_stage.with_options(
         retries=params.loop.retries, retry_delay_seconds=params.loop.retry_delay_seconds
     )

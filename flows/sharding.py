@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,15 +21,27 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.stage_output import (
+    StageFailed,
+    StageFailedOnInput,
+    failure,
+    retry_if_it_can_pass,
+    run_logger,
+    run_streaming,
+    stage_log_path,
+)
 from selftrain.config import InferConfig, Params
 from selftrain.paths import ProjectPaths
 
 DASK_ADDRESS_ENV = "SELFTRAIN_DASK_ADDRESS"
-OUTPUT_TAIL_LINES = 20
 
 
-class ShardFailed(RuntimeError):
-    """A shard's `stages.infer` exited non-zero; the message carries its last output lines."""
+class ShardFailed(StageFailed):
+    """A shard's `stages.infer` exited non-zero; the message is one line with its last output lines."""
+
+
+class ShardFailedOnInput(ShardFailed, StageFailedOnInput):
+    """A shard rejected its input (a missing teacher, bad params): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -58,23 +69,31 @@ def shard_command(params_file: str, gen: int, teacher: int, shard_id: int, num_s
     ]  # fmt: skip
 
 
-@task(retries=2, retry_delay_seconds=5, task_run_name="infer@{gen} shard {shard_id}/{num_shards}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_it_can_pass,
+    task_run_name="infer@{gen} shard {shard_id}/{num_shards}",
+)
 def infer_shard(
     project_dir: str, gen: int, teacher: int, shard_id: int, num_shards: int, params_file: str = "params.yaml"
 ) -> ShardRun:
     """Write one part of round `gen`'s table (a part already written by this teacher is kept)."""
+    logger = run_logger()
     started = time.perf_counter()
-    proc = subprocess.run(
+    output = run_streaming(
         shard_command(params_file, gen, teacher, shard_id, num_shards),
         cwd=project_dir,
-        capture_output=True,
-        text=True,
+        env=dict(os.environ),
+        log=stage_log_path(project_dir, f"infer@{gen}-shard-{shard_id}-of-{num_shards}"),
+        on_line=logger.info,
     )
-    output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode != 0:
-        tail = "\n".join(output.splitlines()[-OUTPUT_TAIL_LINES:])
-        raise ShardFailed(f"infer@{gen} shard {shard_id}/{num_shards} failed (exit {proc.returncode}):\n{tail}")
-    summary = next((line for line in proc.stdout.splitlines() if f"shard {shard_id}/" in line), "")
+    if output.returncode != 0:
+        raise failure(
+            f"infer@{gen} shard {shard_id}/{num_shards}", output.returncode, output.tail, output.log,
+            kinds=(ShardFailed, ShardFailedOnInput),
+        )  # fmt: skip
+    summary = next((line for line in output.tail if f"shard {shard_id}/" in line), "")
     worker = f"{socket.gethostname()}:{threading.current_thread().name}"
     return ShardRun(shard_id, time.perf_counter() - started, summary, worker)
 

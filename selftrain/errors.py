@@ -19,3 +19,9 @@ class ModelError(SelftrainError):
 
 class TrainingError(SelftrainError):
     """Training cannot go on (non-finite loss, nothing to learn from)."""
+
+
+# Exit status of a stage stopped by one of these errors or by a missing file: the same
+# input fails the same way again, so the flow does not retry it. Other failures (a
+# crash, a killed process) exit 1 and are retried.
+EXIT_INPUT_ERROR = 3

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Callable
 
-from selftrain.errors import SelftrainError
+from selftrain.atomic import ArtifactWriteError
+from selftrain.errors import EXIT_INPUT_ERROR, SelftrainError
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -16,9 +17,14 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run a stage's main; our own errors print one line and exit 1, not a traceback."""
+    """Run a stage's main; our own errors print one line, not a traceback, and exit with a
+    status that says whether running the stage again can help."""
     try:
         main(argv)
-    except SelftrainError as exc:
+    except ArtifactWriteError as exc:
+        # Disk full or a directory not writable yet: may pass when retried.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except (SelftrainError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)

@@ -9,7 +9,7 @@ from selftrain.data import load_dataset
 from selftrain.paths import ProjectPaths
 from selftrain.trainers import train_student
 from stages.common import parser, run
-from stages.training import train_and_save
+from stages.training import student_images_per_epoch, train_and_save
 
 
 def main(argv=None):
@@ -28,13 +28,17 @@ def main(argv=None):
     checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(args.gen)
     params = load_params(args.params)
 
-    def train(world):
+    epochs = params.generations[args.gen].epochs or params.student.epochs
+
+    def train(world, progress):
         dataset = load_dataset(args.manifest)
         refined = pd.read_parquet(args.refined)
-        return train_student(dataset, refined, params, args.gen, checkpoint=checkpoint, world=world)
+        pseudo_rows = int(refined.loc[refined["kept"], "copies"].sum())
+        progress.start(student_images_per_epoch(pseudo_rows, params.student.batch_size, params.student.batch_ratio))
+        return train_student(dataset, refined, params, args.gen, on_epoch=progress, checkpoint=checkpoint, world=world)
 
     train_and_save(
-        "stages.train_student", argv, params, train,
+        "stages.train_student", argv, params, train, epochs=epochs,
         out=args.out, live_dir=args.live_dir, checkpoint=checkpoint, label=f"train_student@{args.gen}",
     )  # fmt: skip
 

@@ -24,11 +24,13 @@ def main(argv=None):
     checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(0)
     params = load_params(args.params)
 
-    def train(world):
-        return train_teacher(load_dataset(args.manifest), params, checkpoint=checkpoint, world=world)
+    def train(world, progress):
+        dataset = load_dataset(args.manifest)
+        progress.start(images_per_epoch=len(dataset.labeled()))
+        return train_teacher(dataset, params, on_epoch=progress, checkpoint=checkpoint, world=world)
 
     train_and_save(
-        "stages.train_teacher", argv, params, train,
+        "stages.train_teacher", argv, params, train, epochs=params.teacher.epochs,
         out=args.out, live_dir=args.live_dir, checkpoint=checkpoint, label="train_teacher",
     )  # fmt: skip
 

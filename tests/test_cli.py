@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import copy_project
-from flows.cli import main
+from selftrain_cli.main import main
 
 pytestmark = pytest.mark.integration
 

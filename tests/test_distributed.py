@@ -117,9 +117,12 @@ def test_two_gloo_processes_train_like_one(easy_task):
     single, single_dir = train(easy_task, 1)
     double, double_dir = train(easy_task, 2)
 
-    # One process wrote the artifacts: one model, one summary line, one curve per epoch.
+    # One process wrote the artifacts and reported: one model, one line per epoch and one
+    # summary line, one curve per epoch.
     assert sorted(p.name for p in (double_dir / "model").iterdir()) == ["model.json", WEIGHTS_FILE]
-    assert double.stdout.count("train_teacher:") == 1, double.stdout
+    reported = [line for line in double.stdout.splitlines() if line.startswith("train_teacher:")]
+    assert [line.split()[2] for line in reported[:-1]] == [f"{e}/6" for e in range(1, 7)], double.stdout
+    assert " parameters, " in reported[-1]
     assert not (double_dir / "ckpt.pt").exists()
     curve = pd.read_csv(double_dir / "live" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
     assert curve["step"].tolist() == list(range(6))

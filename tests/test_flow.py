@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import copy_project, dvc, make_project, run, tiny_params
+from flows.stage_output import StageFailedOnInput
 from flows.loop import (
     REPORT_STAGE,
     SELECT_BEST_STAGE,
@@ -106,12 +107,72 @@ def shard_task_names(flow_run_id) -> list[str]:
     return sorted(run.name for run in asyncio.run(read()))
 
 
-def test_failing_stage_raises_with_its_output(tmp_path):
+def test_failing_stage_raises_one_line_with_its_output(tmp_path):
     params = tiny_params()
     params["teacher"]["epochs"] = -1  # valid YAML and keys, out of range: our validation's error
     project = make_project(tmp_path / "p", params)
-    with pytest.raises(StageFailed, match=r"dvc repro prepare failed[\s\S]*teacher.epochs"):
+    with pytest.raises(StageFailedOnInput) as failure:
         run_stage.fn("prepare", str(project))
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith("stage prepare failed (exit 3, not retried")
+    assert "teacher.epochs" in message
+    assert message.endswith(f"(full output: {project / 'logs/stages/prepare.log'})")
+
+
+def run_log(flow_run_id) -> list[str]:
+    """Every log message of a flow run and its task runs, oldest first (read from the Prefect API)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()
+    only = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+
+    async def read():
+        messages = []
+        async with get_client() as client:
+            while page := await client.read_logs(log_filter=only, limit=200, offset=len(messages)):
+                messages += [log.message for log in page]
+        return messages
+
+    return asyncio.run(read())
+
+
+def test_flow_run_log_holds_every_stage_output_line(flow_project):
+    project, _, flow_run_id = flow_project
+    log = run_log(flow_run_id)
+    for stage in ("prepare", "train_teacher", "train_student@2", "report"):
+        assert f"Running stage '{stage}':" in log
+    # The training stages' per-epoch lines (tiny params: a 2-epoch teacher, 1-epoch students).
+    epochs = [line.split("  ")[0] for line in log if ": epoch " in line]
+    assert epochs == [
+        "train_teacher: epoch 1/2", "train_teacher: epoch 2/2",
+        "train_student@1: epoch 1/1", "train_student@2: epoch 1/1",
+    ]
+
+
+def test_stage_failing_on_its_input_is_not_retried(tmp_path):
+    params = tiny_params()
+    params["data"].update(source="manifest", manifest="data/raw/missing.csv", subset=0)
+    params["loop"].update(retries=2, retry_delay_seconds=0)
+    project = make_project(tmp_path / "p", params)
+    state = noisy_student_loop(project_dir=str(project), return_state=True)
+    assert state.is_failed()
+    assert run_log(state.state_details.flow_run_id).count("Running stage 'prepare':") == 1
+
+
+def test_crashing_stage_is_retried(tmp_path):
+    params = tiny_params()
+    params["loop"].update(retries=2, retry_delay_seconds=0)
+    project = make_project(tmp_path / "p", params)
+    (project / "stages/prepare.py").write_text("raise RuntimeError('worker lost')\n")
+    state = noisy_student_loop(project_dir=str(project), return_state=True)
+    with pytest.raises(StageFailed, match=r"^stage prepare failed \(exit 1\): .*RuntimeError: worker lost \(full output"):
+        state.result()
+    assert run_log(state.state_details.flow_run_id).count("Running stage 'prepare':") == 3
 
 
 def test_flow_attaches_round_artifacts(flow_project):

@@ -90,7 +90,7 @@ def test_served_deployment_runs_on_schedule_and_saves_an_experiment(prefect_serv
     env = dict(env, PREFECT_API_URL=api, PYTHONPATH=str(project))
     log = open(tmp_path / "serve.log", "w")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "--project-dir", str(project), "serve", "--interval", "10"],
+        [sys.executable, "-m", "selftrain_cli", "--project-dir", str(project), "serve", "--interval", "10"],
         cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
