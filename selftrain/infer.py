@@ -32,7 +32,7 @@ from torch import nn
 from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
-from selftrain.data import Dataset
+from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
 from selftrain.paths import pseudo_label_part
 
@@ -190,21 +190,22 @@ def source_digest(*files: str | Path) -> str:
 
 
 def shard_fingerprint(
-    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, code: str = ""
+    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, image_size: int, code: str = ""
 ) -> str:
     """Identity of a part: what DVC tracks for the infer stage, narrowed to one shard.
 
     Args:
         teacher_digest: `model_digest` of the teacher.
         rows: the shard's pool rows (manifest order): their ids, paths and metadata.
-        params: `data.image_size` and `infer.batch_size` (the keys the stage declares).
+        params: `infer.batch_size` (a key the stage declares).
+        image_size: the side the images are read at (prepare's record of `data.image_size`).
         code: digest of the calling stage's code; this module's own source is added here.
     """
     digest = hashlib.sha256(_PART_FORMAT)
     for part in (
         teacher_digest,
         str(teacher_gen),
-        str(params.data.image_size),
+        str(image_size),
         str(params.infer.batch_size),
         source_digest(__file__),
         code,
@@ -250,7 +251,7 @@ def write_part(
         for idx, probs in predict_batches(
             model,
             dataset.resolve(rows["path"]),
-            image_size=params.data.image_size,
+            image_size=input_size(dataset, params.data),
             batch_size=params.infer.batch_size,
             augment=params.augment,
             device=resolve_device(params.augment.device),
@@ -302,7 +303,9 @@ def infer_pool(
     for shard_id in wanted:
         start, end = shard_range(len(pool), shard_id, num_shards)
         rows = pool.iloc[start:end]
-        fingerprint = shard_fingerprint(teacher_digest, rows, params, teacher_gen, code)
+        fingerprint = shard_fingerprint(
+            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code
+        )
         path = pseudo_label_part(out_dir, shard_id)
         written = part_fingerprint(path) != fingerprint
         if written:
@@ -339,7 +342,7 @@ def predict_split(
     return predict_probs(
         model,
         dataset.resolve(rows["path"]),
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         batch_size=params.infer.batch_size,
         augment=params.augment,
         device=resolve_device(params.augment.device),
