@@ -35,6 +35,7 @@ from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
 from selftrain.paths import pseudo_label_part
+from selftrain.truth import TRUTH_COLUMN
 
 # Columns of the pseudo-label table, in order; later columns only ever get added.
 PSEUDO_LABEL_COLUMNS = (
@@ -333,6 +334,21 @@ def remove_stray_files(out_dir: str | Path, num_shards: int) -> list[Path]:
             entry.unlink()
         removed.append(entry)
     return removed
+
+
+def val_prediction_table(model: nn.Module, dataset: Dataset, params: Params, teacher_gen: int) -> pd.DataFrame:
+    """The teacher's unnoised predictions over the val split, as a pseudo-label table plus
+    the val truth (`TRUTH_COLUMN`): what refine measures each rule's precision on.
+    A `Calibrated` model gives calibrated probabilities, as on the pool."""
+    val = dataset.rows("val")
+    rows = val.drop(columns=["label"])
+    if val.empty:
+        probs = np.empty((0, dataset.num_classes), dtype=np.float64)
+    else:
+        probs = predict_split(model, dataset, val, params)
+    table = pseudo_label_table(rows, probs, teacher_gen)
+    table[TRUTH_COLUMN] = pd.array(val["label"].to_numpy(), dtype="Int64")
+    return table
 
 
 def predict_split(

@@ -152,7 +152,14 @@ def _rules_body(summary: Summary) -> str:
     rules = summary["rules"]
     if rules.empty:
         return note_html("no rules_report.json and no rules/dropped_by columns")
-    return table_html(rules, None, "rule-table")
+    caption = None
+    if "val_precision" in rules.columns:
+        caption = (
+            "precision: share of the rule's relabels and drops that were right on the pool (canary truth); "
+            "val_precision: the same on the val split, over val_judged rows; skipped: below "
+            "refine.min_rule_precision on val, not applied"
+        )
+    return table_html(rules, caption, "rule-table")
 
 
 def _flips_body(summary: Summary, names: tuple[str, ...]) -> str:
