@@ -73,6 +73,19 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
     return Prepared(load_dataset(out_dir / MANIFEST_FILE), skipped=len(result.skipped))
 
 
+def small_val_warning(dataset: Dataset, config: DataConfig) -> str | None:
+    """One line when val holds fewer than `data.min_val_items` items, else None: every
+    decision made on val (the gate, select_best, the temperature, rule precision) is then
+    noisy, one item being worth more than 2 points of accuracy below 50."""
+    count = len(dataset.rows("val"))
+    if count >= config.min_val_items:
+        return None
+    return (
+        f"prepare: warning: val holds {count} items, fewer than data.min_val_items ({config.min_val_items}); "
+        "the gate, select_best, the temperature and rule precision are all decided on them"
+    )
+
+
 def _remove_stale(out_dir: Path, keep: tuple[str, ...]) -> None:
     """Remove what another source wrote in `out_dir` (DVC clears outputs itself; a
     hand run after switching sources would otherwise leave stale files)."""
