@@ -23,7 +23,7 @@ from prefect.exceptions import MissingContextError
 from flows.artifacts import publish_round
 from flows.sharding import run_shards
 from selftrain.config import load_params
-from selftrain.gate import decide, val_accuracy
+from selftrain.gate import decide, tie_tolerance, val_accuracy, val_size
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
@@ -191,7 +191,9 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
                 stage(name, project_dir)
             publish_round(project_dir, gen)
             val_accuracies.append(val_accuracy(paths, gen))
-            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience)
+            # The same near-tie rule as select_best, so the stop reason names its best.
+            tolerance = tie_tolerance(val_size(paths, 0))
+            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience, tolerance)
             if decision.stop:
                 logger.warning("stopping the loop: %s", decision.reason)
                 break

@@ -1,4 +1,5 @@
-"""select_best: name the generation with the best val accuracy in models/best.json."""
+"""select_best: name the generation with the best val accuracy in models/best.json (a
+near-tie, within one val item, goes to the later generation)."""
 
 from pathlib import Path
 
@@ -20,7 +21,11 @@ def main(argv=None):
         generations.append(len(generations))
     pointer = best_pointer(paths, generations)
     write_json(pointer, args.out)
-    print(f"select_best: generation {pointer['generation']} (val accuracy {pointer['val_accuracy']:.4f})")
+    print(
+        f"select_best: generation {pointer['generation']} (val accuracy {pointer['val_accuracy']:.4f} "
+        f"on {pointer['val_size']} val items; within {pointer['tie_tolerance']:.4f} counts as a tie, "
+        "won by the later generation)"
+    )
 
 
 if __name__ == "__main__":
