@@ -25,10 +25,13 @@ def _run(args: argparse.Namespace) -> int:
 
     result = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
     print(format_table(pd.DataFrame(result["rows"], columns=list(SUMMARY_COLUMNS))))
-    print(f"best: generation {result['best_generation']} (models/best.json)")
+    print(f"best: generation {result['best_generation']} (by val accuracy among this run's generations)")
     if result["stop_reason"]:
         print(f"stopped after generation {result['stopped_after']}: {result['stop_reason']}")
-    print(f"saved as DVC experiment {result['experiment']} (dvc exp show)")
+    if result["experiment"]:
+        print(f"saved as DVC experiment {result['experiment']} (dvc exp show)")
+    else:
+        print("every stage was cached: no new DVC experiment")
     return 0
 
 
@@ -104,13 +107,16 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from selftrain.config import load_params
     from selftrain.paths import ProjectPaths
     from selftrain.report.pages import write_report
     from selftrain.report.plot_data import write_plot_data
 
     paths = ProjectPaths(Path(args.project_dir))
-    index = write_report(paths, args.out or paths.reports_dir)
-    written = write_plot_data(paths, args.plots_out or paths.loop_plots_dir)
+    # The generations params.yaml defines, as the report stage reads them.
+    generations = list(range(load_params(paths.root / "params.yaml").num_generations + 1))
+    index = write_report(paths, args.out or paths.reports_dir, generations)
+    written = write_plot_data(paths, args.plots_out or paths.loop_plots_dir, generations)
     print(f"report: {index}")
     for path in written:
         print(f"plot data: {path}")

@@ -17,20 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from flows.artifacts import publish_round
 from flows.sharding import run_shards
 from selftrain.config import load_params
-from selftrain.gate import decide, tie_tolerance, val_accuracy, val_size
+from selftrain.gate import best_index, decide, tie_tolerance, val_accuracy, val_size
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
 
 STDERR_TAIL_LINES = 20
-# Run after the loop, whether it ended or the gate stopped it: they read every
-# generation evaluated so far.
+# Run after a loop that reached the last generation in params.yaml: they read, and
+# depend on, exactly the generations params.yaml defines.
 SELECT_BEST_STAGE = "select_best"
 REPORT_STAGE = "report"
 
@@ -128,6 +129,24 @@ def experiment_name(flow_run_id: str | None) -> str:
     return f"run-{stamp}-{(flow_run_id or 'local')[:8]}"
 
 
+def pipeline_files(project_dir: str, untracked: list[str]) -> list[str]:
+    """Of the untracked paths, those the pipeline wrote: dvc.lock and the outputs it records
+    (metrics and plots are `cache: false`, so git sees them), with DVC's .gitignore files
+    beside them. Anything else (notes, scratch files) stays out of an experiment."""
+    lock = Path(project_dir) / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.exists() else {}
+    outs = [Path(out["path"]) for stage in stages.values() for out in stage.get("outs", [])]
+    dirs = {out.parent for out in outs}
+
+    def pipeline_file(name: str) -> bool:
+        path = Path(name)
+        if name == "dvc.lock" or (path.name == ".gitignore" and path.parent in dirs):
+            return True
+        return any(path == out or out in path.parents for out in outs)
+
+    return [name for name in untracked if pipeline_file(name)]
+
+
 @task(task_run_name="dvc exp save {name}")
 def save_experiment(project_dir: str, name: str, stages: list[str]) -> str:
     """Record the finished run (params, metrics, dvc.lock) as a DVC experiment."""
@@ -140,13 +159,18 @@ def save_experiment(project_dir: str, name: str, stages: list[str]) -> str:
         text=True,
         check=True,
     ).stdout.split()
-    include = [arg for path in untracked for arg in ("--include-untracked", path)]
+    include = [arg for path in pipeline_files(project_dir, untracked) for arg in ("--include-untracked", path)]
     # Limited to the stages this run produced: a stopped or shortened run has no
     # outputs for later generations, and DVC refuses to save missing outputs.
     proc = _dvc(project_dir, "exp", "save", "--name", name, *include, *stages)
     if proc.returncode != 0:
         raise StageFailed(f"dvc exp save failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
     return name
+
+
+def _lock_text(project_dir: str) -> str | None:
+    lock = Path(project_dir) / "dvc.lock"
+    return lock.read_text() if lock.exists() else None
 
 
 @flow(name="noisy-student-loop", log_prints=True)
@@ -157,12 +181,14 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     Args:
         project_dir: the DVC project (holds dvc.yaml and params.yaml).
         generations: stop after this generation (default: every generation in
-            params.yaml). The run equals `dvc repro evaluate@N` (then select_best, report).
+            params.yaml). The run equals `dvc repro evaluate@N` (then select_best and
+            report, when N is the last generation in params.yaml).
 
     Returns:
-        `rows` (one summary row per generation run, teacher first), `best_generation`,
-        `stopped_after` and `stop_reason` (None when the loop ran to its end),
-        and `experiment` (the DVC experiment name of this run).
+        `rows` (one summary row per generation run, teacher first), `best_generation`
+        (best val accuracy among the generations this run evaluated), `stopped_after`
+        and `stop_reason` (None when the loop ran to its end), and `experiment` (the
+        DVC experiment name of this run; None when every stage was cached).
     """
     logger = get_run_logger()
     params = load_params(Path(project_dir) / "params.yaml")
@@ -177,9 +203,12 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     )
     decision = None
     with hold_workspace(project_dir, params.loop.lock_timeout_seconds):
+        lock_before = _lock_text(project_dir)
         for name in stage_order(0):
             stage(name, project_dir)
         val_accuracies = [val_accuracy(paths, 0)]
+        # The near-tie rule of select_best: within one val item of the best is a tie.
+        tolerance = tie_tolerance(val_size(paths, 0))
         for gen in range(1, last + 1):
             if params.infer.num_shards > 1 and not stage_is_current(f"infer@{gen}", project_dir):
                 # The shards run as tasks (threads or Dask); `dvc repro infer@k` then
@@ -191,18 +220,35 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
                 stage(name, project_dir)
             publish_round(project_dir, gen)
             val_accuracies.append(val_accuracy(paths, gen))
-            # The same near-tie rule as select_best, so the stop reason names its best.
-            tolerance = tie_tolerance(val_size(paths, 0))
             decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience, tolerance)
             if decision.stop:
                 logger.warning("stopping the loop: %s", decision.reason)
                 break
         ran_until = len(val_accuracies) - 1
-        stage(SELECT_BEST_STAGE, project_dir)
-        stage(REPORT_STAGE, project_dir)
-        produced = stage_order(ran_until) + [SELECT_BEST_STAGE, REPORT_STAGE]
-        experiment = save_experiment(project_dir, experiment_name(_flow_run_id()), produced)
-    best = json.loads(paths.best_pointer.read_text())["generation"]
+        produced = stage_order(ran_until)
+        if ran_until == params.num_generations:
+            stage(SELECT_BEST_STAGE, project_dir)
+            stage(REPORT_STAGE, project_dir)
+            produced += [SELECT_BEST_STAGE, REPORT_STAGE]
+        else:
+            # They depend on every generation params.yaml defines; this run has fewer.
+            logger.warning(
+                "select_best and report skipped: they cover the %d generations in params.yaml and this "
+                "run ended after generation %d (models/best.json and reports/ are not this run's); to "
+                "select and report on 0..%d, set that many generations in params.yaml and dvc.yaml "
+                "and run `dvc repro select_best report`",
+                params.num_generations, ran_until, ran_until,
+            )
+        # An experiment per run that changed something: a run whose every stage was
+        # cached leaves dvc.lock as it was and would only repeat the last experiment.
+        experiment = None
+        if _lock_text(project_dir) != lock_before:
+            experiment = save_experiment(project_dir, experiment_name(_flow_run_id()), produced)
+        else:
+            logger.info("every stage was cached: no new experiment")
+    # From this run's own val accuracies, never from metrics files on disk (an older,
+    # longer run may have left better-looking ones behind).
+    best = best_index(val_accuracies, tolerance)
     table = generation_table(paths, ran_until)
     logger.info("per-generation summary (best: generation %d):\n%s", best, format_table(table))
     stopped = decision is not None and decision.stop

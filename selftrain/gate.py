@@ -109,3 +109,14 @@ def best_pointer(paths: ProjectPaths, generations: list[int]) -> dict:
         "test_accuracy": metrics["accuracy"],
         "candidates": {str(g): a for g, a in zip(generations, accuracies)},
     }
+
+
+def summary_metrics(paths: ProjectPaths, generations: list[int], pointer: dict) -> dict:
+    """`metrics/summary.json`: the few numbers `dvc exp show` lists per run (its columns
+    would otherwise be every per-class metric of every generation)."""
+    return {
+        "best_generation": pointer["generation"],
+        "best_val_accuracy": pointer["val_accuracy"],
+        "best_test_accuracy": pointer["test_accuracy"],
+        "test_accuracy": {str(g): json.loads(paths.metrics(g).read_text())["accuracy"] for g in generations},
+    }

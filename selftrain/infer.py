@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
+from selftrain import augment as _augment, data as _data, models as _models
 from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
@@ -52,6 +53,9 @@ PSEUDO_LABEL_COLUMNS = (
 FINGERPRINT_KEY = b"selftrain.fingerprint"
 # Bump when a part's content changes for a reason the fingerprint cannot see.
 _PART_FORMAT = b"pseudo-label-part/1"
+# Code besides this module that shapes a part: decoding and resizing (augment), the
+# network (models), path resolution (data). A change to any of them recomputes parts.
+PREPROCESSING_CODE = (_augment.__file__, _data.__file__, _models.__file__)
 
 
 @dataclass(frozen=True)
@@ -198,17 +202,21 @@ def shard_fingerprint(
     Args:
         teacher_digest: `model_digest` of the teacher.
         rows: the shard's pool rows (manifest order): their ids, paths and metadata.
-        params: `infer.batch_size` (a key the stage declares).
+        params: `augment.device` and `infer.batch_size` (the keys the stage declares,
+            but `augment.num_threads` and `infer.num_shards`, which change no prediction,
+            and `data.image_size`, which `image_size` resolves).
         image_size: the side the images are read at (prepare's record of `data.image_size`).
-        code: digest of the calling stage's code; this module's own source is added here.
+        code: digest of the calling stage's code; this module's own source and
+            PREPROCESSING_CODE are added here.
     """
     digest = hashlib.sha256(_PART_FORMAT)
     for part in (
         teacher_digest,
         str(teacher_gen),
         str(image_size),
+        str(params.augment.device),
         str(params.infer.batch_size),
-        source_digest(__file__),
+        source_digest(__file__, *PREPROCESSING_CODE),
         code,
         repr(list(rows.columns)),
     ):

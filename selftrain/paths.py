@@ -83,6 +83,11 @@ class ProjectPaths:
         return self.root / "metrics" / f"gen{gen}.json"
 
     @property
+    def summary_metrics(self) -> Path:
+        """The run's few headline numbers (best generation, accuracies) for `dvc exp show`."""
+        return self.root / "metrics" / "summary.json"
+
+    @property
     def reports_dir(self) -> Path:
         """The HTML report; `write_report` replaces this whole directory."""
         return self.root / "reports"

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from selftrain.config import load_params
 from selftrain.paths import ProjectPaths
 from selftrain.report.pages import write_report
 from selftrain.report.plot_data import write_plot_data
@@ -15,8 +16,11 @@ def main(argv=None):
     p.add_argument("--plots-out", default="plots/loop", help="plot data directory")
     args = p.parse_args(argv)
     paths = ProjectPaths(Path(args.root))
-    index = write_report(paths, args.out)
-    written = write_plot_data(paths, args.plots_out)
+    # The generations params.yaml defines (dvc.yaml declares exactly their files),
+    # not whatever rounds an older run left on disk.
+    generations = list(range(load_params(args.params).num_generations + 1))
+    index = write_report(paths, args.out, generations)
+    written = write_plot_data(paths, args.plots_out, generations)
     print(f"report: {index}; plot data: {', '.join(str(w) for w in written)}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,8 +45,48 @@ def tiny_params(base: dict | None = None) -> dict:
     return params
 
 
+# Files of each generation g (round r = g >= 1) that select_best and report depend on;
+# dvc.yaml spells them out for the shipped generations.
+GENERATION_DEPS = {
+    "select_best": ("metrics/gen{g}.json",),
+    "report": (
+        "data/gen{r}/pseudo_labels",
+        "data/gen{r}/refined.parquet",
+        "data/gen{r}/rules_report.json",
+        "metrics/gen{g}.json",
+    ),
+}
+PER_GENERATION = re.compile(r"^(data|metrics)/gen\d+")
+
+
+def generation_deps(stage: str, generations: list[int]) -> list[str]:
+    """The per-generation deps of `stage` for `generations` (0 = teacher), rounds first."""
+    templates = GENERATION_DEPS[stage]
+    rounds = [t.format(r=r) for r in generations if r >= 1 for t in templates if "{r}" in t]
+    gens = [t.format(g=g) for g in generations for t in templates if "{g}" in t]
+    return rounds + gens
+
+
+def pipeline_for(params: dict) -> dict:
+    """The repository's dvc.yaml with select_best's and report's per-generation deps
+    listed for the generations in `params` (what a user edits with the generation count)."""
+    pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    for stage, _ in GENERATION_DEPS.items():
+        deps = pipeline["stages"][stage]["deps"]
+        first = next((i for i, d in enumerate(deps) if PER_GENERATION.match(d)), None)
+        if first is None:  # a dvc.yaml that lists no per-generation files: nothing to match
+            continue
+        others = [d for d in deps if not PER_GENERATION.match(d)]
+        pipeline["stages"][stage]["deps"] = (
+            others[:first] + generation_deps(stage, params["evaluate_generations"]) + others[first:]
+        )
+    return pipeline
+
+
 def write_params(project: Path, params: dict) -> None:
+    """params.yaml, and dvc.yaml's per-generation deps to match its generations."""
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / "dvc.yaml").write_text(yaml.safe_dump(pipeline_for(params), sort_keys=False))
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

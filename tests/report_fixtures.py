@@ -364,5 +364,5 @@ def built(tmp_path_factory):
     """A 3-round project and its report, written once per test module: (paths, index page)."""
     # 300 items: about 30 per class, so the kept grids hit TILE_CAP.
     paths = build_project(tmp_path_factory.mktemp("report") / "project", Options(rounds=3, items=300))
-    index = write_report(paths, paths.root / "reports")
+    index = write_report(paths, paths.root / "reports", range(4))
     return paths, index

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
+import pandas as pd
 import pytest
 
 from conftest import copy_project
@@ -44,7 +46,10 @@ def test_refine_dry_run_with_rules_file(project, tmp_path, capsys):
         "rules:\n  - name: drop-sevens\n    when: {column: pred, op: '==', value: '7'}\n    drop: true\n"
     )
     assert main(["--project-dir", str(project), "refine", "--gen", "1", "--dry-run", "--rules-file", str(rules)]) == 0
-    assert "drop-sevens" in capsys.readouterr().out
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("drop-sevens")]
+    matched, changed, dropped = (int(n) for n in re.findall(r"\b\d+\b", line)[:3])
+    sevens = int((pd.read_parquet(project / "data/gen1/pseudo_labels")["pred"] == 7).sum())
+    assert matched == changed == dropped == sevens
 
 
 def test_bad_rule_in_dry_run_is_one_clear_line(project, capsys):
@@ -57,21 +62,35 @@ def test_bad_rule_in_dry_run_is_one_clear_line(project, capsys):
 
 def test_inspect_round_and_bad_round(project, capsys):
     assert main(["--project-dir", str(project), "inspect", "--gen", "1"]) == 0
-    assert "class" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    refined = pd.read_parquet(project / "data/gen1/refined.parquet")
+
+    def value(item):
+        """The number on the overview table's line for `item`."""
+        line = next(line for line in lines if re.match(rf"\W*{item}\W", line))
+        return int(re.findall(r"\b\d+\b", line)[0])
+
+    assert value("rows") == len(refined)
+    assert value("kept") == int(refined["kept"].sum())
     assert main(["--project-dir", str(project), "inspect", "--gen", "7"]) == 1
     assert "no round 7; rounds on disk: 1, 2" in capsys.readouterr().err
 
 
 def test_inspect_item_history(project, capsys):
-    import pandas as pd
-
-    item = pd.read_parquet(project / "data/gen1/refined.parquet")["item_id"].iloc[0]
-    assert main(["--project-dir", str(project), "inspect", "--item", item]) == 0
+    row = pd.read_parquet(project / "data/gen1/refined.parquet").iloc[0]
+    assert main(["--project-dir", str(project), "inspect", "--item", row["item_id"]]) == 0
     out = capsys.readouterr().out
-    assert item in out
+    # Round 1's line: the teacher's prediction and confidence for this item.
+    (line,) = [line for line in out.splitlines() if re.match(r"\W*1\W+0\W", line)]
+    assert f"{row['confidence']:.4f}" in line
+    assert re.findall(r"\b\d+\b", line)[2] == str(row["pred"])
 
 
 def test_report_stage_output_links_every_round(reproduced_project):
     index = (reproduced_project / "reports" / "index.html").read_text()
     assert "round1.html" in index and "round2.html" in index
-    assert (reproduced_project / "plots/loop/generations.csv").read_text().startswith("generation,")
+    generations = pd.read_csv(reproduced_project / "plots/loop/generations.csv")
+    assert generations["generation"].tolist() == [0, 1, 2]
+    assert generations["test_accuracy"].tolist() == [
+        json.loads((reproduced_project / f"metrics/gen{g}.json").read_text())["accuracy"] for g in range(3)
+    ]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import copy_project, dvc, make_project, tiny_params
+from conftest import copy_project, dvc, make_project, run, tiny_params
 from flows.loop import (
     REPORT_STAGE,
     SELECT_BEST_STAGE,
@@ -28,9 +28,14 @@ def test_stage_order_walks_generations():
     ]
 
 
+# An untracked file of the user's, in the project when the flow runs.
+JUNK = "notes.txt"
+
+
 @pytest.fixture(scope="module")
 def flow_project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("flow") / "project", tiny_params())
+    (project / JUNK).write_text("not the pipeline's")
     state = noisy_student_loop(project_dir=str(project), return_state=True)
     return project, state.result(), state.state_details.flow_run_id
 
@@ -147,6 +152,36 @@ def test_flow_names_the_best_model_and_saves_an_experiment(flow_project):
     shown = dvc(project, "exp", "show", "--json").stdout
     assert result["experiment"] in shown
     assert result["experiment"].startswith("run-")
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert summary["best_generation"] == best["generation"]
+    assert summary["best_val_accuracy"] == best["val_accuracy"]
+    assert summary["test_accuracy"] == {
+        str(g): json.loads((project / f"metrics/gen{g}.json").read_text())["accuracy"] for g in range(3)
+    }
+
+
+def experiments(project) -> list[str]:
+    """Names of the DVC experiments saved in a project (git refs under refs/exps)."""
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=project).stdout.split()
+    return sorted(ref.rsplit("/", 1)[1] for ref in refs if "/exec/" not in ref)
+
+
+def test_experiment_holds_the_pipeline_files_not_untracked_junk(flow_project):
+    project, result, _ = flow_project
+    (ref,) = [r for r in run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=project).stdout.split()
+              if r.endswith("/" + result["experiment"])]
+    files = set(run(["git", "ls-tree", "-r", "--name-only", ref], cwd=project).stdout.split())
+    assert {"dvc.lock", "metrics/summary.json", "metrics/gen0.json", "plots/loop/generations.csv"} <= files
+    assert JUNK not in files
+
+
+def test_second_flow_run_with_every_stage_cached_adds_no_experiment(flow_project, tmp_path):
+    project = copy_project(flow_project[0], tmp_path / "p")
+    before = experiments(project)
+    assert before == [flow_project[1]["experiment"]]
+    result = noisy_student_loop(project_dir=str(project))
+    assert result["experiment"] is None
+    assert experiments(project) == before
 
 
 def test_gate_stops_a_planted_regression(tmp_path):
@@ -163,11 +198,16 @@ def test_gate_stops_a_planted_regression(tmp_path):
     params["evaluate_generations"] = [0, 1, 2, 3]
     params["loop"].update(min_gain=-0.3, patience=1)
     project = make_project(tmp_path / "p", params)
+    # Left by an older run that got further: the gate stops before generation 3 is
+    # evaluated again, so this must not be named best.
+    (project / "metrics").mkdir()
+    (project / "metrics/gen3.json").write_text(json.dumps({"accuracy": 1.0, "val": {"accuracy": 1.0}}))
     result = noisy_student_loop(project_dir=str(project))
     vals = [json.loads((project / f"metrics/gen{g}.json").read_text())["val"]["accuracy"] for g in range(3)]
     assert vals[2] < vals[1] - 0.3, vals  # the plant worked
     assert result["stopped_after"] == 2
     assert "generation 2 gained" in result["stop_reason"]
     assert not (project / "models/gen3").exists()
-    best = json.loads((project / "models/best.json").read_text())
-    assert best["generation"] == result["best_generation"] == max((0, 1), key=lambda g: (vals[g], -g))
+    assert result["best_generation"] == max((0, 1), key=lambda g: (vals[g], -g))
+    # select_best depends on every generation in params.yaml: a stopped run does not run it.
+    assert not (project / "models/best.json").exists()

@@ -171,3 +171,18 @@ def test_stage_writes_one_shard_then_the_rest(project, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
     with pytest.raises(Exception, match="--shard-id"):
         infer_stage.main([*common, "--shard-id", "3"])
+
+
+def test_fingerprint_covers_the_preprocessing_code(project, tmp_path, monkeypatch):
+    """A part made by other decoding/resizing code (augment.py) is not reused."""
+    from selftrain import augment, data, infer, models
+
+    assert {augment.__file__, data.__file__, models.__file__} <= set(infer.PREPROCESSING_CODE)
+    paths, params, dataset = project
+    rows = dataset.unlabeled().iloc[:4]
+    copy = tmp_path / "augment.py"
+    copy.write_text(open(augment.__file__).read())
+    monkeypatch.setattr(infer, "PREPROCESSING_CODE", (str(copy), data.__file__, models.__file__))
+    before = infer.shard_fingerprint("teacher", rows, params, 0)
+    copy.write_text(copy.read_text() + "\n# resize differently\n")
+    assert infer.shard_fingerprint("teacher", rows, params, 0) != before

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import f1_score
 
 from conftest import copy_project, dvc, ran_stages, write_params
+from selftrain.config import load_params
+from selftrain.data import load_dataset
+from selftrain.infer import predict_split
+from selftrain.models import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +72,36 @@ def test_round_artifacts_have_contract_columns(reproduced_project, gen):
 
 
 @pytest.mark.parametrize("gen", [0, 1, 2])
-def test_metrics_files(reproduced_project, gen):
-    metrics = json.loads((reproduced_project / f"metrics/gen{gen}.json").read_text())
-    assert 0.0 <= metrics["accuracy"] <= 1.0
-    assert 0.0 <= metrics["macro_f1"] <= 1.0
-    assert set(metrics["per_class"]) == {str(d) for d in range(10)}
-    assert metrics["num_parameters"] > 0
-    assert (reproduced_project / f"models/gen{gen}/model.pt").exists()
+def test_metrics_are_a_direct_evaluation_of_the_saved_model(reproduced_project, gen, monkeypatch):
+    """evaluate@k's numbers are what the model in models/gen{k} scores on the test split."""
+    monkeypatch.chdir(reproduced_project)
+    params = load_params("params.yaml")
+    dataset = load_dataset("data/prepared/manifest.parquet")
+    model, _ = load_model(f"models/gen{gen}", dataset.class_names)
+    test = dataset.rows("test")
+    pred = predict_split(model, dataset, test, params).argmax(axis=1)
+    truth = test["label"].to_numpy(np.int64)
+    metrics = json.loads(Path(f"metrics/gen{gen}.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(float((pred == truth).mean()))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro", labels=range(10), zero_division=0))
+    assert sum(c["support"] for c in metrics["per_class"].values()) == len(test)
+    assert metrics["num_parameters"] == sum(p.numel() for p in model.parameters())
+    # The confusion plot holds the same predictions, one row per test item.
+    confusion = pd.read_csv(f"plots/gen{gen}/confusion.csv")
+    assert confusion["actual"].astype(str).tolist() == [dataset.class_names[t] for t in truth]
+    assert confusion["predicted"].astype(str).tolist() == [dataset.class_names[p] for p in pred]
+
+
+def test_dvc_lock_hashes_are_the_files_on_disk(reproduced_project):
+    lock = yaml.safe_load((reproduced_project / "dvc.lock").read_text())
+    checked = 0
+    for name, stage in lock["stages"].items():
+        for entry in stage.get("deps", []) + stage.get("outs", []):
+            path = reproduced_project / entry["path"]
+            if path.is_file():
+                assert hashlib.md5(path.read_bytes()).hexdigest() == entry["md5"], f"{name}: {entry['path']}"
+                checked += 1
+    assert checked > 50  # every stage's code deps and file outputs, not a handful
 
 
 def test_student_is_larger_than_teacher(reproduced_project):
@@ -122,3 +154,37 @@ def test_width_of_generation_2_leaves_generation_1_cached(reproduced_project, tm
     write_params(project, params)
     ran = ran_stages(dvc(project, "repro").stdout)
     assert sorted(ran) == ["evaluate@2", "report", "select_best", "train_student@2"]
+
+
+def test_fewer_generations_select_and_report_without_touching_generation_2(reproduced_project, tmp_path):
+    """With one generation in params (and dvc.yaml), `dvc repro evaluate@1 select_best report`
+    runs nothing of generation 2, and generation 2's files left on disk are not read."""
+    project = copy_project(reproduced_project, tmp_path / "p")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["generations"] = {"1": params["generations"]["1"]}
+    params["evaluate_generations"] = [0, 1]
+    write_params(project, params)
+    ran = ran_stages(dvc(project, "repro", "evaluate@1", "select_best", "report").stdout)
+    assert sorted(ran) == ["report", "select_best"]
+    best = json.loads((project / "models/best.json").read_text())
+    assert sorted(best["candidates"]) == ["0", "1"]
+    assert not (project / "reports/round2.html").exists()
+    assert pd.read_csv(project / "plots/loop/generations.csv")["generation"].tolist() == [0, 1]
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert sorted(summary["test_accuracy"]) == ["0", "1"]
+
+
+def test_leftover_files_of_an_older_run_are_neither_deps_nor_read(reproduced_project, tmp_path):
+    """A generation 3 an older, longer run left behind, with a perfect score."""
+    project = copy_project(reproduced_project, tmp_path / "p")
+    perfect = json.loads((project / "metrics/gen2.json").read_text())
+    perfect.update(accuracy=1.0, generation=3, val={"accuracy": 1.0, "macro_f1": 1.0})
+    (project / "metrics/gen3.json").write_text(json.dumps(perfect))
+    shutil.copytree(project / "data/gen2", project / "data/gen3")
+    assert json.loads(dvc(project, "status", "--json", "select_best", "report").stdout) == {}
+    dvc(project, "repro", "--force", "--single-item", "select_best")
+    dvc(project, "repro", "--force", "--single-item", "report")
+    best = json.loads((project / "models/best.json").read_text())
+    assert best["generation"] != 3 and sorted(best["candidates"]) == ["0", "1", "2"]
+    assert not (project / "reports/round3.html").exists()
+    assert pd.read_csv(project / "plots/loop/generations.csv")["generation"].tolist() == [0, 1, 2]

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
-from conftest import REPO_ROOT, dvc
+from conftest import (
+    GENERATION_DEPS,
+    PER_GENERATION,
+    REPO_ROOT,
+    dvc,
+    generation_deps,
+    pipeline_for,
+    tiny_params,
+    write_params,
+)
 from flows.loop import REPORT_STAGE, SELECT_BEST_STAGE, stage_order
 from selftrain.config import load_params
 from selftrain.paths import ProjectPaths
@@ -80,3 +90,104 @@ def test_readme_has_the_two_commands_and_ci_runs_one():
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^run: setup$", makefile, flags=re.M)
     assert re.search(r"^test: setup\b", makefile, flags=re.M)
+
+
+# ---------------------------------------------------------------------------
+# What each stage really reads (recorded during a real run) is what dvc.yaml declares
+
+# Each stage's main with the arguments of its dvc.yaml `cmd` (generation 1 for the rounds).
+STAGE_RUNS = (
+    ("prepare", "stages.prepare", ["--out-dir", "data/prepared"]),
+    ("train_teacher", "stages.train_teacher", ["--out", "models/gen0", "--live-dir", "dvclive/gen0"]),
+    ("evaluate", "stages.evaluate", [
+        "--gen", "0", "--model", "models/gen0", "--metrics", "metrics/gen0.json",
+        "--confusion", "plots/gen0/confusion.csv",
+    ]),
+    ("infer", "stages.infer", ["--gen", "1", "--teacher", "models/gen0", "--out", "data/gen1/pseudo_labels"]),
+    ("refine", "stages.refine", [
+        "--gen", "1", "--pseudo-labels", "data/gen1/pseudo_labels", "--previous", "data/gen0/pseudo_labels",
+        "--out", "data/gen1/refined.parquet", "--report", "data/gen1/rules_report.json",
+    ]),
+    ("train_student", "stages.train_student", [
+        "--gen", "1", "--refined", "data/gen1/refined.parquet", "--out", "models/gen1", "--live-dir", "dvclive/gen1",
+    ]),
+    ("evaluate", "stages.evaluate", [
+        "--gen", "1", "--model", "models/gen1", "--metrics", "metrics/gen1.json",
+        "--confusion", "plots/gen1/confusion.csv",
+    ]),
+    ("select_best", "stages.select_best", ["--out", "models/best.json"]),
+    ("report", "stages.report", ["--out", "reports", "--plots-out", "plots/loop"]),
+)
+
+
+@pytest.fixture(scope="module")
+def recorded_reads(tmp_path_factory):
+    """Stage name -> (params keys, code files) read while running the whole loop for one
+    generation on tiny params, in this process."""
+    import importlib
+
+    from stage_reads import recording
+
+    project = tmp_path_factory.mktemp("reads")
+    params = tiny_params()
+    params["generations"] = {"1": params["generations"]["1"]}
+    params["evaluate_generations"] = [0, 1]
+    params["data"]["subset"] = 150  # what is read does not depend on how much
+    params["teacher"]["epochs"] = 1
+    write_params(project, params)
+    reads: dict[str, tuple[set[str], set[str]]] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        for name, module, argv in STAGE_RUNS:
+            main = importlib.import_module(module).main
+            with recording() as seen:
+                main(argv)
+            keys, files = reads.setdefault(name, (set(), set()))
+            keys |= seen.params
+            files |= seen.files
+    return reads
+
+
+def _declared(name: str) -> tuple[list[str], list[str]]:
+    """(params keys, deps) dvc.yaml declares for a stage, with `${key}` as generation 1."""
+    body = DVC_YAML["stages"][name].get("do", DVC_YAML["stages"][name])
+
+    def expand(text: str) -> str:
+        return text.replace("${key}", "1").replace("${item.teacher}", "0").replace("${item}", "1")
+
+    deps = [expand(d) for d in body.get("deps", [])]
+    return [expand(p) for p in body.get("params", [])], [d.replace("${data.raw_dir}", "data/raw") for d in deps]
+
+
+def _covered(key: str, declared: list[str]) -> bool:
+    return any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
+
+
+@pytest.mark.parametrize("stage", sorted({name for name, _, _ in STAGE_RUNS}))
+def test_every_params_key_a_stage_reads_is_declared(recorded_reads, stage):
+    declared, _ = _declared(stage)
+    keys, _ = recorded_reads[stage]
+    assert keys, f"{stage}: recorded no params reads (is the recorder working?)"
+    missing = sorted(k for k in keys if not _covered(k, declared))
+    assert not missing, f"dvc.yaml stage {stage} reads params it does not declare: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted({name for name, _, _ in STAGE_RUNS}))
+def test_every_code_file_a_stage_runs_is_a_dep(recorded_reads, stage):
+    _, deps = _declared(stage)
+    _, files = recorded_reads[stage]
+    assert f"stages/{stage}.py" in files
+    missing = sorted(f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+    assert not missing, f"dvc.yaml stage {stage} runs code it does not declare as deps: {missing}"
+
+
+def test_select_best_and_report_depend_on_exactly_the_generations_in_params():
+    """Not on whole folders: a leftover file of an older run is no dep, and the deps
+    are the files of params.yaml's generations, no more (dvc.yaml spells them out)."""
+    generations = PARAMS["evaluate_generations"]
+    for stage in GENERATION_DEPS:
+        deps = DVC_YAML["stages"][stage]["deps"]
+        assert not {"data", "metrics"} & set(deps), f"{stage} depends on a whole folder"
+        listed = [d for d in deps if PER_GENERATION.match(d)]
+        assert listed == generation_deps(stage, generations), f"{stage}: per-generation deps != params.yaml"
+    assert pipeline_for(PARAMS) == DVC_YAML

@@ -55,7 +55,7 @@ def test_missing_image_gives_a_placeholder_not_a_broken_link(tmp_path):
     paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
     for png in paths.images_dir.glob("*.png"):
         png.unlink()
-    index = write_report(paths, paths.root / "reports")
+    index = write_report(paths, paths.root / "reports", range(2))
     text = (index.parent / "round1.html").read_text()
     assert 'class="noimg"' in text
     assert all(img["src"].startswith("data:") for img in Page(text).images)

@@ -112,15 +112,45 @@ def test_fit_learns_an_easy_task(tiny_images):
     assert history[-1]["train_accuracy"] >= 0.9
 
 
-def test_fit_with_pseudo_set_counts_both_parts(tiny_images):
-    paths, labels = tiny_images
-    labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
-    pseudo = TrainSet.from_labels(paths[8:], labels[8:], 2)
+@pytest.fixture(scope="module")
+def gray_images(tmp_path_factory):
+    """8 labeled images (bright) and 32 pseudo images (dark), each one flat gray level of
+    its own: the mean of an image in a batch says which set and which image it is."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("gray")
+
+    def write(name: str, level: int) -> str:
+        path = root / f"{name}.png"
+        Image.fromarray(np.full((8, 8), level, np.uint8)).save(path)
+        return str(path)
+
+    labeled = [write(f"labeled{i}", 160 + 10 * i) for i in range(8)]
+    pseudo = [write(f"pseudo{i}", 4 + 4 * i) for i in range(32)]
+    return labeled, pseudo
+
+
+def test_fit_with_pseudo_set_counts_both_parts(gray_images):
+    labeled_paths, pseudo_paths = gray_images
+    labeled = TrainSet.from_labels(labeled_paths, np.zeros(8, np.int64), 2)
+    pseudo = TrainSet.from_labels(pseudo_paths, np.ones(32, np.int64), 2)
     model = create_model(8, 1, 0.0, 0.0, 2)
-    history = fit(model, labeled, pseudo, options(epochs=1, batch_ratio=2.0), "cpu", "s")
-    # One epoch = one pass over 16 pseudo rows in batches of 16, each with 8 labeled rows.
-    assert history[0]["train_accuracy"] <= 1.0
-    assert len(history) == 1
+    batches = []  # per step: the mean of each image of the batch, in batch order
+    model.register_forward_pre_hook(lambda module, args: batches.append(args[0].mean(dim=(1, 2, 3)).tolist()))
+    history = fit(model, labeled, pseudo, options(epochs=2, batch_size=8, batch_ratio=2.0), "cpu", "s")
+    # An epoch is one pass over the 32 pseudo rows, 16 a step (batch_ratio 2 x 8 labeled).
+    assert len(history) == 2 and len(batches) == 4
+    labeled_means = set()
+    for epoch in (batches[:2], batches[2:]):
+        pseudo_means = set()
+        for step in epoch:
+            # 8 labeled rows first, then 16 pseudo rows: bright before dark.
+            assert len(step) == 24
+            assert min(step[:8]) > max(step[8:])
+            labeled_means |= {round(m, 4) for m in step[:8]}
+            pseudo_means |= {round(m, 4) for m in step[8:]}
+        assert len(pseudo_means) == 32  # every pseudo image once an epoch
+    assert len(labeled_means) == 8  # the labeled set cycles beside it
 
 
 def test_non_finite_loss_names_the_run_and_epoch(tiny_images):

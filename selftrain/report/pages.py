@@ -10,7 +10,7 @@ import pandas as pd
 
 from selftrain.atomic import atomic_dir
 from selftrain.data import TRUTH_COLUMN
-from selftrain.inspection.rounds import RoundData, available_rounds, load_round, previous_predictions
+from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
 from selftrain.inspection.tables import summarize_round
 from selftrain.inspection.views import kept_mask
 from selftrain.paths import ProjectPaths
@@ -31,7 +31,7 @@ from selftrain.report.markup import (
     section_html,
     table_html,
 )
-from selftrain.report.plot_data import Summary, confidence_histograms, last_generation, round_stats
+from selftrain.report.plot_data import Summary, confidence_histograms, report_rounds, round_stats
 from selftrain.report.tiles import ImageEncoder, Tiles, tile_view
 from selftrain.summary import generation_table
 
@@ -51,15 +51,16 @@ ROUND_SECTIONS = (
 INDEX_SECTIONS = ("generations", "rounds", "confidence-overview")
 
 
-def write_report(paths: ProjectPaths, out_dir: str | Path) -> Path:
-    """Write the whole report into `out_dir` (replaced as a whole) and return its index page.
+def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> Path:
+    """Write the whole report on `generations` (0 = teacher) into `out_dir` (replaced as a
+    whole) and return its index page.
 
     The pages are built in a temporary sibling directory that is swapped in for
     `out_dir` only once complete, so a reader never sees half a report. Anything
     else in `out_dir` is replaced too: give the report a directory of its own.
     """
     out_dir = Path(out_dir)
-    rounds = available_rounds(paths)
+    rounds = report_rounds(paths, generations)
     images = ImageEncoder(paths.prepared_dir)
     with atomic_dir(out_dir) as tmp:
         summaries = {}
@@ -69,22 +70,24 @@ def write_report(paths: ProjectPaths, out_dir: str | Path) -> Path:
             summary = summarize_round(data, previous, source)
             summaries[k] = summary
             (tmp / round_page_name(k)).write_text(round_page(data, summary, rounds, images))
-        (tmp / INDEX_PAGE).write_text(index_page(paths, rounds, summaries))
+        (tmp / INDEX_PAGE).write_text(index_page(paths, generations, rounds, summaries))
     return out_dir / INDEX_PAGE
 
 
-def index_page(paths: ProjectPaths, rounds: Sequence[int], summaries: dict[int, Summary]) -> str:
+def index_page(
+    paths: ProjectPaths, generations: Sequence[int], rounds: Sequence[int], summaries: dict[int, Summary]
+) -> str:
     """index.html: the per-generation curve and table, links to rounds, confidence per round."""
     body = (
-        section_html("generations", "Accuracy per generation", _generations_body(paths, rounds))
+        section_html("generations", "Accuracy per generation", _generations_body(paths, generations))
         + section_html("rounds", "Rounds", _rounds_body(rounds, summaries))
         + section_html("confidence-overview", "Confidence per round", _confidence_overview_body(paths, rounds))
     )
     return page_html("Self-training report", nav_html(rounds, None), body)
 
 
-def _generations_body(paths: ProjectPaths, rounds: Sequence[int]) -> str:
-    generations = generation_table(paths, last_generation(paths, rounds))
+def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
+    generations = generation_table(paths, max(gens, default=0))
     if generations.empty:
         return note_html("no metrics/gen{k}.json on disk yet")
     # Generation 0 has no pseudo-labels: its null turns the count column into floats.

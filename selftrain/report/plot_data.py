@@ -27,8 +27,8 @@ ROUND_PLOT_COLUMNS = (
 )
 
 
-def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
-    """Write CSVs for ``dvc plots`` into `out_dir` and return their paths.
+def write_plot_data(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> list[Path]:
+    """Write CSVs for ``dvc plots`` on `generations` into `out_dir` and return their paths.
 
     - ``generations.csv``: generation, test_accuracy, macro_f1 (teacher = generation 0);
     - ``confidence.csv``: round, bin (left edge), count: confidence histograms;
@@ -36,11 +36,11 @@ def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
       that were wrong, flips (accuracy columns empty without ground truth).
     """
     out_dir = Path(out_dir)
-    rounds = available_rounds(paths)
+    rounds = report_rounds(paths, generations)
     summaries = {k: round_summary(paths, k) for k in rounds}
     written = []
     for name, frame in (
-        ("generations.csv", generation_frame(paths)),
+        ("generations.csv", generation_frame(paths, generations)),
         ("confidence.csv", confidence_histograms(paths, rounds)),
         ("rounds.csv", round_stats(summaries)),
     ):
@@ -49,16 +49,15 @@ def write_plot_data(paths: ProjectPaths, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def last_generation(paths: ProjectPaths, rounds: Sequence[int] = ()) -> int:
-    """The highest generation with metrics or a round on disk (0 when there is none)."""
-    names = [p.name for p in paths.metrics(0).parent.glob("gen*.json")]
-    found = [int(m.group(1)) for m in (re.fullmatch(r"gen(\d+)\.json", n) for n in names) if m]
-    return max([0, *found, *rounds])
+def report_rounds(paths: ProjectPaths, generations: Sequence[int]) -> list[int]:
+    """The rounds among `generations` that have a table on disk; rounds outside
+    `generations` (left by an older, longer run) are not part of this report."""
+    return [k for k in available_rounds(paths) if k in set(generations)]
 
 
-def generation_frame(paths: ProjectPaths) -> pd.DataFrame:
-    """generation, test_accuracy, macro_f1 for every generation with metrics."""
-    table = generation_table(paths, last_generation(paths, available_rounds(paths)))
+def generation_frame(paths: ProjectPaths, generations: Sequence[int]) -> pd.DataFrame:
+    """generation, test_accuracy, macro_f1 for every one of `generations` with metrics."""
+    table = generation_table(paths, max(generations, default=0))
     return table[list(GENERATION_PLOT_COLUMNS)].reset_index(drop=True)
 
 
