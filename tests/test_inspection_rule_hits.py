@@ -68,7 +68,7 @@ def test_val_precision_sits_beside_the_canary_precision(tmp_path):
     assert bool(rules.loc[DROP_RULE, "skipped"]) and not bool(rules.loc[RELABEL_RULE, "skipped"])
     assert math.isnan(rules.loc[RELABEL_RULE, "val_precision"])
     # The HTML report's rule table shows them, and says what they are.
-    page = (write_report(paths, paths.root / "reports").parent / "round1.html").read_text()
+    page = (write_report(paths, paths.root / "reports", range(2)).parent / "round1.html").read_text()
     table = page[page.index('id="rule-table"') :]
     table = table[: table.index("</table>")]
     assert "<th>val_precision</th><th>val_judged</th><th>skipped</th>" in table
