@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from selftrain.config import Params, apply_overrides, params_from_dict, read_raw_params
-from selftrain.data import Dataset, prepare_digits
+from selftrain.data import Dataset, input_size, prepare_digits
 from selftrain.evaluate import evaluate_model
 from selftrain.infer import infer_pool
 from selftrain.models import create_model, header_for
@@ -131,14 +131,14 @@ def train_ceiling(dataset: Dataset, params: Params) -> float:
         epochs=params.generations[gen].epochs or cfg.epochs,
         lr=params.generations[gen].lr or cfg.lr,
         batch_size=round(cfg.batch_size * (1 + cfg.batch_ratio)),
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         seed=params.seed + 1000,
         optim=params.optim,
         augment=params.augment,
         input_noise=cfg.input_noise,
     )
     fit(model, ceiling_train_set(dataset), None, options, resolve_device(params.augment.device), "ceiling")
-    metrics, _ = evaluate_model(model, header_for(model, params, dataset.class_names, gen), dataset, params)
+    metrics, _ = evaluate_model(model, header_for(model, params, dataset, gen), dataset, params)
     return metrics["accuracy"]
 
 

@@ -45,7 +45,7 @@ import torch
 import yaml
 
 from selftrain.config import apply_overrides, load_params, params_from_dict, read_raw_params
-from selftrain.data import CLASSES_FILE, prepare_digits
+from selftrain.data import CLASSES_FILE, IMAGE_SIZE_FILE, prepare_digits
 from selftrain.models import create_model, header_for, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,8 @@ def build_pool(work: Path, sizes: list[int]) -> dict[int, Path]:
     pool_dir = work / "pool"
     images = pool_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    shutil.copy(base.root / CLASSES_FILE, pool_dir / CLASSES_FILE)
+    for name in (CLASSES_FILE, IMAGE_SIZE_FILE):
+        shutil.copy(base.root / name, pool_dir / name)
     largest = max(sizes)
     rel = [f"images/syn-{i:06d}.png" for i in range(largest)]
     for i, path in enumerate(rel):
@@ -126,7 +127,7 @@ def build_pool(work: Path, sizes: list[int]) -> dict[int, Path]:
     torch.manual_seed(0)
     width, depth = params.model_size(0)
     model = create_model(width, depth, params.teacher.dropout, params.teacher.drop_path, base.num_classes)
-    save_model(model, header_for(model, params, base.class_names, 0), work / "models" / "gen0")
+    save_model(model, header_for(model, params, base, 0), work / "models" / "gen0")
     return manifests
 
 

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -41,7 +42,7 @@ import torch
 from selftrain import train as train_module
 from selftrain.augment import MEAN, STD, create_loader
 from selftrain.config import Params, load_params
-from selftrain.data import prepare_digits
+from selftrain.data import DIGITS_IMAGE_SIZE, prepare_digits
 from selftrain.train import FitOptions, TrainSet, fit
 from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, read_truth, with_truth
 from selftrain.models import create_model
@@ -53,7 +54,11 @@ PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "p
 
 def _params(path: str) -> Params:
     # Pin the CPU backend: there is no GPU here and the comparison is CPU against CPU.
-    return load_params(path, overrides=["augment.device=cpu"])
+    params = load_params(path, overrides=["augment.device=cpu"])
+    if params.data.image_size == "auto":
+        # These benchmarks read digits' PNGs directly, without prepare's record.
+        params = dataclasses.replace(params, data=dataclasses.replace(params.data, image_size=DIGITS_IMAGE_SIZE))
+    return params
 
 
 # --- (a) augmentation throughput -------------------------------------------------------

@@ -33,7 +33,7 @@ from flows.stage_output import (
     stage_log_path,
 )
 from selftrain.config import load_params
-from selftrain.gate import best_index, decide, val_accuracy
+from selftrain.gate import best_index, decide, tie_tolerance, val_accuracy, val_size
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
@@ -225,6 +225,8 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
         for name in stage_order(0):
             stage(name, project_dir)
         val_accuracies = [val_accuracy(paths, 0)]
+        # The near-tie rule of select_best: within one val item of the best is a tie.
+        tolerance = tie_tolerance(val_size(paths, 0))
         for gen in range(1, last + 1):
             if params.infer.num_shards > 1 and not stage_is_current(f"infer@{gen}", project_dir):
                 # The shards run as tasks (threads or Dask); `dvc repro infer@k` then
@@ -236,7 +238,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
                 stage(name, project_dir)
             publish_round(project_dir, gen)
             val_accuracies.append(val_accuracy(paths, gen))
-            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience)
+            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience, tolerance)
             if decision.stop:
                 logger.warning("stopping the loop: %s", decision.reason)
                 break
@@ -264,7 +266,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
             logger.info("every stage was cached: no new experiment")
     # From this run's own val accuracies, never from metrics files on disk (an older,
     # longer run may have left better-looking ones behind).
-    best = best_index(val_accuracies)
+    best = best_index(val_accuracies, tolerance)
     table = generation_table(paths, ran_until)
     logger.info("per-generation summary (best: generation %d):\n%s", best, format_table(table))
     stopped = decision is not None and decision.stop

@@ -33,6 +33,11 @@ SPLITS = ("labeled", "unlabeled", "val", "test")
 # A source's rows before prepare splits the truth off (`selftrain.truth.split_truth`).
 CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN)
 CLASSES_FILE = "classes.json"
+# The side images are resized to, chosen once by prepare (`data.image_size`, or "auto")
+# and read by every later stage, so no stage recomputes it from the images.
+IMAGE_SIZE_FILE = "image_size.json"
+# data.image_size "auto" for the digits source: the 8x8 digits, upsampled 2x.
+DIGITS_IMAGE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class Dataset:
     class_names: tuple[str, ...]
     # Directory the manifest's relative paths start from.
     root: Path
+    # The recorded side images are resized to (image_size.json); None when the prepared
+    # directory has no record (hand-built), see `input_size`.
+    image_size: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +76,24 @@ class Dataset:
     @property
     def metadata_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.manifest.columns if c not in CORE_COLUMNS)
+
+
+def input_size(dataset: Dataset, config: DataConfig) -> int:
+    """The side S every stage resizes images to (S x S): prepare's record, else an explicit
+    `data.image_size` (a prepared directory built by hand has no record)."""
+    if dataset.image_size is not None:
+        return dataset.image_size
+    if config.image_size != "auto":
+        return config.image_size
+    raise DataError(
+        f"{dataset.root / IMAGE_SIZE_FILE}: not found; data.image_size is auto, and prepare records "
+        "the size it chose there: run the prepare stage again"
+    )
+
+
+def write_image_size(out_dir: str | Path, image_size: int, **how: object) -> None:
+    """Record the chosen image side (and how it was chosen) beside the manifest."""
+    write_json({"image_size": int(image_size), **how}, Path(out_dir) / IMAGE_SIZE_FILE)
 
 
 def digits_images() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -150,6 +176,10 @@ def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Datase
     manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
     manifest, truth = split_truth(manifest)
     write_json(list(class_names), out_dir / CLASSES_FILE)
+    if config.image_size == "auto":
+        write_image_size(out_dir, DIGITS_IMAGE_SIZE, chosen_by="auto (digits)")
+    else:
+        write_image_size(out_dir, config.image_size, chosen_by="data.image_size")
     write_truth(truth, out_dir / TRUTH_FILE)
     write_parquet(manifest, out_dir / "manifest.parquet")
     return load_dataset(out_dir / "manifest.parquet")
@@ -178,4 +208,22 @@ def load_dataset(manifest_path: str | Path) -> Dataset:
         class_names = tuple(json.loads(classes_path.read_text()))
     except FileNotFoundError:
         raise DataError(f"{classes_path}: class list not found beside the manifest") from None
-    return Dataset(manifest=manifest, class_names=class_names, root=manifest_path.parent.resolve())
+    return Dataset(
+        manifest=manifest,
+        class_names=class_names,
+        root=manifest_path.parent.resolve(),
+        image_size=_recorded_image_size(manifest_path.parent / IMAGE_SIZE_FILE),
+    )
+
+
+def _recorded_image_size(path: Path) -> int | None:
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from None
+    size = record.get("image_size") if isinstance(record, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"{path}: expected {{\"image_size\": <positive integer>, ...}}, got {record!r}")
+    return size

@@ -33,9 +33,10 @@ from selftrain import augment as _augment, data as _data, models as _models
 from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
-from selftrain.data import Dataset
+from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
 from selftrain.paths import pseudo_label_part
+from selftrain.truth import TRUTH_COLUMN
 
 # Columns of the pseudo-label table, in order; later columns only ever get added.
 PSEUDO_LABEL_COLUMNS = (
@@ -194,16 +195,17 @@ def source_digest(*files: str | Path) -> str:
 
 
 def shard_fingerprint(
-    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, code: str = ""
+    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, image_size: int, code: str = ""
 ) -> str:
     """Identity of a part: what DVC tracks for the infer stage, narrowed to one shard.
 
     Args:
         teacher_digest: `model_digest` of the teacher.
         rows: the shard's pool rows (manifest order): their ids, paths and metadata.
-        params: `data.image_size`, `augment.device` and `infer.batch_size` (the keys the
-            stage declares, but `augment.num_threads` and `infer.num_shards`, which change
-            no prediction).
+        params: `augment.device` and `infer.batch_size` (the keys the stage declares,
+            but `augment.num_threads` and `infer.num_shards`, which change no prediction,
+            and `data.image_size`, which `image_size` resolves).
+        image_size: the side the images are read at (prepare's record of `data.image_size`).
         code: digest of the calling stage's code; this module's own source and
             PREPROCESSING_CODE are added here.
     """
@@ -211,7 +213,7 @@ def shard_fingerprint(
     for part in (
         teacher_digest,
         str(teacher_gen),
-        str(params.data.image_size),
+        str(image_size),
         str(params.augment.device),
         str(params.infer.batch_size),
         source_digest(__file__, *PREPROCESSING_CODE),
@@ -258,7 +260,7 @@ def write_part(
         for idx, probs in predict_batches(
             model,
             dataset.resolve(rows["path"]),
-            image_size=params.data.image_size,
+            image_size=input_size(dataset, params.data),
             batch_size=params.infer.batch_size,
             augment=params.augment,
             device=resolve_device(params.augment.device),
@@ -310,7 +312,9 @@ def infer_pool(
     for shard_id in wanted:
         start, end = shard_range(len(pool), shard_id, num_shards)
         rows = pool.iloc[start:end]
-        fingerprint = shard_fingerprint(teacher_digest, rows, params, teacher_gen, code)
+        fingerprint = shard_fingerprint(
+            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code
+        )
         path = pseudo_label_part(out_dir, shard_id)
         written = part_fingerprint(path) != fingerprint
         if written:
@@ -340,6 +344,21 @@ def remove_stray_files(out_dir: str | Path, num_shards: int) -> list[Path]:
     return removed
 
 
+def val_prediction_table(model: nn.Module, dataset: Dataset, params: Params, teacher_gen: int) -> pd.DataFrame:
+    """The teacher's unnoised predictions over the val split, as a pseudo-label table plus
+    the val truth (`TRUTH_COLUMN`): what refine measures each rule's precision on.
+    A `Calibrated` model gives calibrated probabilities, as on the pool."""
+    val = dataset.rows("val")
+    rows = val.drop(columns=["label"])
+    if val.empty:
+        probs = np.empty((0, dataset.num_classes), dtype=np.float64)
+    else:
+        probs = predict_split(model, dataset, val, params)
+    table = pseudo_label_table(rows, probs, teacher_gen)
+    table[TRUTH_COLUMN] = pd.array(val["label"].to_numpy(), dtype="Int64")
+    return table
+
+
 def predict_split(
     model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, logits: bool = False
 ) -> np.ndarray:
@@ -347,7 +366,7 @@ def predict_split(
     return predict_probs(
         model,
         dataset.resolve(rows["path"]),
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         batch_size=params.infer.batch_size,
         augment=params.augment,
         device=resolve_device(params.augment.device),

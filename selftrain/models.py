@@ -17,6 +17,7 @@ from torchvision.ops import Conv2dNormActivation, StochasticDepth
 
 from selftrain.atomic import atomic_dir
 from selftrain.config import Params
+from selftrain.data import Dataset, input_size
 from selftrain.distributed import strip_ddp_prefix
 from selftrain.errors import ModelError
 
@@ -122,16 +123,17 @@ def create_model(
 
 
 def header_for(
-    model: nn.Module, params: Params, class_names: tuple[str, ...], gen: int, temperature: float = 1.0
+    model: nn.Module, params: Params, dataset: Dataset, gen: int, temperature: float = 1.0
 ) -> ModelHeader:
     width, depth = params.model_size(gen)
+    class_names = dataset.class_names
     return ModelHeader(
         architecture=ARCHITECTURE,
         width=width,
         depth=depth,
         num_classes=len(class_names),
         class_names=tuple(class_names),
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         generation=gen,
         num_parameters=count_parameters(model),
         temperature=float(temperature),

@@ -41,6 +41,9 @@ Source = Literal["digits", "folders", "manifest"]
 # What a training stage learns from the unlabeled pool besides its labels: nothing,
 # which of 4 rotations was applied (SESEMI), or weak/strong-view agreement (FixMatch).
 Unlabeled = Literal["none", "rotation", "consistency"]
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
+# data.image_size: a side in pixels, or "auto" (prepare picks it; `selftrain.sources.image_size`).
+ImageSize = Annotated[StrictInt, Field(ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)] | Literal["auto"]
 DEVICE_CHOICES: tuple[str, ...] = typing.get_args(Device)
 TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
 BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
@@ -105,10 +108,16 @@ def _ema_decay() -> Any:
 @dataclass(frozen=True, config=SECTION)
 class DataConfig:
     source: Source = "digits"
-    image_size: StrictInt = Field(32, ge=8, le=512)
+    # "auto": 16 for digits; for own data the labeled images' median side, rounded to a
+    # multiple of 8 and capped by max_image_size. Prepare records the size it chose
+    # (data/prepared/image_size.json) and every later stage reads that record.
+    image_size: ImageSize = "auto"
+    max_image_size: StrictInt = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE, multiple_of=8)
     test_fraction: StrictFloat = Field(0.2, ge=0.01, le=0.9)
     # The generation gate and select_best choose on val, never on test: val is required.
     val_fraction: StrictFloat = Field(0.1, ge=0.01, le=0.5)
+    # Prepare warns when val holds fewer items: decisions made on it are noisy.
+    min_val_items: StrictInt = Field(50, ge=0, le=10**9)
     labeled_fraction: StrictFloat = Field(0.05, ge=0.001, le=0.99)
     # 0 keeps every item; a positive number keeps a stratified subset (tiny test runs).
     subset: StrictInt = Field(0, ge=0, le=10**9)
@@ -121,6 +130,16 @@ class DataConfig:
     classes: tuple[StrictStr, ...] | None = None
     # Let manifest paths resolve outside raw_dir (such files are not tracked with it).
     allow_outside_root: StrictBool = False
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size_or_auto(cls, value: Any) -> Any:
+        # One message for both branches of the union (pydantic would report each).
+        if value == "auto" or (
+            isinstance(value, int) and not isinstance(value, bool) and MIN_IMAGE_SIZE <= value <= MAX_IMAGE_SIZE
+        ):
+            return value
+        raise invalid(f"expected an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] or 'auto', got {value!r}")
 
     @model_validator(mode="after")
     def _sources_agree(self) -> DataConfig:

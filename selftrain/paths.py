@@ -52,6 +52,11 @@ class ProjectPaths:
     def pseudo_label_part(self, gen: int, shard_id: int) -> Path:
         return pseudo_label_part(self.pseudo_labels(gen), shard_id)
 
+    def val_predictions(self, gen: int) -> Path:
+        """The teacher's predictions over the val split (with its truth), beside the pool's
+        table rather than in it: refine measures each rule's precision on them."""
+        return self.round_dir(gen) / "val_predictions.parquet"
+
     def refined(self, gen: int) -> Path:
         return self.round_dir(gen) / "refined.parquet"
 

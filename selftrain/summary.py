@@ -18,6 +18,9 @@ SUMMARY_COLUMNS = (
     "pseudo_accuracy",
     "test_accuracy",
     "macro_f1",
+    # Decided on val (the gate, select_best, the temperature): its accuracy with its size beside it.
+    "val_accuracy",
+    "val_size",
 )
 
 
@@ -50,6 +53,8 @@ def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
             "pseudo_accuracy": None,
             "test_accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
+            "val_accuracy": (metrics.get("val") or {}).get("accuracy"),
+            "val_size": metrics.get("val_size"),
         }
         if gen > 0 and paths.refined(gen).exists():
             refined = pd.read_parquet(paths.refined(gen))
@@ -70,7 +75,8 @@ def table_records(table: pd.DataFrame) -> list[dict]:
 def format_table(table: pd.DataFrame) -> str:
     """Fixed-width text for logs and terminals."""
     shown = table.copy()
-    for column in ("pseudo_accuracy", "test_accuracy", "macro_f1"):
+    for column in ("pseudo_accuracy", "test_accuracy", "macro_f1", "val_accuracy"):
         shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
-    shown["pseudo_kept"] = shown["pseudo_kept"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+    for column in ("pseudo_kept", "val_size"):
+        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else str(int(v)))
     return shown.to_string(index=False)

@@ -13,7 +13,7 @@ from torch import nn
 from selftrain.augment import resolve_device
 from selftrain.calibration import fit_temperature
 from selftrain.config import Params
-from selftrain.data import Dataset
+from selftrain.data import Dataset, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
 from selftrain.errors import TrainingError
 from selftrain.infer import predict_split
@@ -69,7 +69,7 @@ def train_teacher(
         epochs=cfg.epochs,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         seed=params.seed,
         optim=params.optim,
         augment=params.augment,
@@ -93,7 +93,7 @@ def train_teacher(
         unlabeled=unlabeled_paths(dataset) if cfg.unlabeled != "none" else None,
     )
     result = calibrated(model, dataset, params)
-    header = header_for(model, params, dataset.class_names, 0, float(result.temperature))
+    header = header_for(model, params, dataset, 0, float(result.temperature))
     return result, header, history
 
 
@@ -113,7 +113,7 @@ def train_student(
         epochs=generation.epochs or cfg.epochs,
         lr=generation.lr or cfg.lr,
         batch_size=cfg.batch_size,
-        image_size=params.data.image_size,
+        image_size=input_size(dataset, params.data),
         seed=params.seed + gen,
         optim=params.optim,
         augment=params.augment,
@@ -142,7 +142,7 @@ def train_student(
     if cfg.finetune_epochs:
         history += _finetune(model, labeled, options, cfg.finetune_epochs, cfg.finetune_lr, device, gen, on_epoch, checkpoint, world)
     result = calibrated(model, dataset, params)
-    header = header_for(model, params, dataset.class_names, gen, float(result.temperature))
+    header = header_for(model, params, dataset, gen, float(result.temperature))
     return result, header, history
 
 

@@ -42,9 +42,10 @@ def preview(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.rules_file}: expected a mapping of refine keys")
         raw["refine"] = {**raw.get("refine", {}), **section}
     params = params_from_dict(raw)
+    val_predictions = paths.val_predictions(args.gen)
     result = refine_round(
         params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen,
-        paths.truth,
+        paths.truth, val_predictions if val_predictions.exists() else None,
     )
     print(format_report(result.report))
     return 0

@@ -4,12 +4,15 @@ Without --shard-id it writes every shard of `infer.num_shards` in this process
 (skipping parts already written by the same teacher and params) and removes any
 other file from --out: that is what `dvc repro` runs. With --shard-id it writes
 one part only, so that many machines can share a round (the flow fans them out).
+Without --shard-id it also writes the teacher's predictions over the val split to
+--val-predictions (refine measures each rule's precision on them).
 """
 
+from selftrain.atomic import write_parquet
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.errors import ConfigError
-from selftrain.infer import infer_pool, source_digest
+from selftrain.infer import infer_pool, source_digest, val_prediction_table
 from selftrain.models import load_model
 from stages.common import parser, run
 
@@ -21,6 +24,12 @@ def main(argv=None):
     p.add_argument("--teacher", required=True, help="teacher model directory (models/gen{k-1})")
     p.add_argument(
         "--out", required=True, help="directory of the round's table: one part-NNNNN.parquet per shard"
+    )
+    p.add_argument(
+        "--val-predictions",
+        default=None,
+        help="where to write the teacher's val-split predictions (data/gen{k}/val_predictions.parquet); "
+        "written when every shard is run (no --shard-id)",
     )
     p.add_argument(
         "--shard-id",
@@ -61,6 +70,10 @@ def main(argv=None):
     )
     rows = sum(r.rows for r in results)
     print(f"infer@{args.gen}: {rows} rows in {len(results)} shard(s) from teacher gen {header.generation}")
+    if args.val_predictions and args.shard_id is None:
+        val = val_prediction_table(model, dataset, params, header.generation)
+        write_parquet(val, args.val_predictions)
+        print(f"infer@{args.gen}: {len(val)} val predictions written to {args.val_predictions}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """prepare: build the manifest and the canary truth file from data.source (embedded digits, folders, or a manifest file)."""
 
+import sys
+
 from selftrain.config import load_params
-from selftrain.sources import SKIPPED_FILE, prepare_source
+from selftrain.sources import SKIPPED_FILE, prepare_source, small_val_warning
 from stages.common import parser, run
 
 
@@ -13,6 +15,9 @@ def main(argv=None):
     prepared = prepare_source(args.out_dir, params.data, params.seed)
     counts = prepared.dataset.manifest["split"].value_counts().to_dict()
     print(f"prepare: {len(prepared.dataset.manifest)} items, splits {counts}")
+    warning = small_val_warning(prepared.dataset, params.data)
+    if warning:
+        print(warning, file=sys.stderr)
     if prepared.skipped:
         print(f"prepare: skipped {prepared.skipped} unreadable unlabeled image(s); see {args.out_dir}/{SKIPPED_FILE}")
 

@@ -21,15 +21,25 @@ def main(argv=None):
         default=None,
         help="canary ground truth (data/prepared/truth.parquet), for the rules report's precision only",
     )
+    p.add_argument(
+        "--val-predictions",
+        default=None,
+        help="the teacher's val-split predictions (data/gen{k}/val_predictions.parquet): each rule's "
+        "precision on val, and refine.min_rule_precision's skips",
+    )
     p.add_argument("--out", required=True, help="refined table to write")
     p.add_argument("--report", required=True, help="rules report (JSON) to write")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    result = refine_round(params, args.manifest, args.pseudo_labels, args.previous, args.gen, args.truth)
+    result = refine_round(
+        params, args.manifest, args.pseudo_labels, args.previous, args.gen, args.truth, args.val_predictions
+    )
     write_parquet(result.table, args.out)
     write_json(result.report, args.report)
     kept = int(result.table["kept"].sum())
     print(f"refine@{args.gen}: kept {kept} of {len(result.table)} pseudo-labels")
+    for name in result.report.get("val", {}).get("skipped", []):
+        print(f"refine@{args.gen}: rule {name!r} skipped: val precision below refine.min_rule_precision")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""select_best: name the generation with the best val accuracy, and the run's summary metrics."""
+"""select_best: name the generation with the best val accuracy (a near-tie, within one val
+item, goes to the later generation), and the run's summary metrics."""
 
 from pathlib import Path
 
@@ -24,7 +25,11 @@ def main(argv=None):
     pointer = best_pointer(paths, generations)
     write_json(summary_metrics(paths, generations, pointer), args.summary)
     write_json(pointer, args.out)
-    print(f"select_best: generation {pointer['generation']} (val accuracy {pointer['val_accuracy']:.4f})")
+    print(
+        f"select_best: generation {pointer['generation']} (val accuracy {pointer['val_accuracy']:.4f} "
+        f"on {pointer['val_size']} val items; within {pointer['tie_tolerance']:.4f} counts as a tie, "
+        "won by the later generation)"
+    )
 
 
 if __name__ == "__main__":

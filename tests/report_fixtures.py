@@ -219,6 +219,7 @@ def write_metrics(paths: ProjectPaths, gen: int, accuracy: float, macro_f1: floa
         "depth": 1,
         "generation": gen,
         "val": {"accuracy": accuracy, "macro_f1": macro_f1},
+        "val_size": 10 + gen,
     }
     paths.metrics(gen).write_text(json.dumps(metrics))
 

@@ -39,7 +39,7 @@ def project(tmp_path_factory):
     dataset = prepare_digits(paths.prepared_dir, DataConfig(subset=200, labeled_fraction=0.2), seed=0)
     torch.manual_seed(0)
     model = create_model(*params.model_size(0), 0.0, 0.0, dataset.num_classes)
-    save_model(model, header_for(model, params, dataset.class_names, 0), paths.model_dir(0))
+    save_model(model, header_for(model, params, dataset, 0), paths.model_dir(0))
     return root, params
 
 

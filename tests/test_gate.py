@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from selftrain.gate import best_pointer, decide
+from selftrain.gate import best_index, best_pointer, decide, tie_tolerance
 from selftrain.paths import ProjectPaths
 from selftrain.workspace import WorkspaceBusy, hold_workspace
 
@@ -34,12 +34,38 @@ def test_patience_needs_misses_in_a_row():
     assert decide([0.80, 0.79, 0.78], min_gain=0.0, patience=2).stop
 
 
-def test_ties_prefer_the_earlier_smaller_model():
-    assert decide([0.9, 0.9], min_gain=-1.0, patience=1).best_generation == 0
+def test_ties_go_to_the_later_generation():
+    assert decide([0.9, 0.9], min_gain=-1.0, patience=1).best_generation == 1
+    assert best_index([0.9, 0.9, 0.5]) == 1
+
+
+def test_a_gap_of_one_val_item_is_a_tie_two_are_not():
+    # 10 val items: one item is 0.1 of accuracy.
+    assert best_index([0.9, 0.8], tolerance=tie_tolerance(10)) == 1
+    assert best_index([0.9, 0.7], tolerance=tie_tolerance(10)) == 0
+    assert best_index([0.9, 0.8], tolerance=tie_tolerance(100)) == 0
+    assert best_index([0.7, 0.9, 0.8], tolerance=tie_tolerance(10)) == 2
+    assert decide([0.9, 0.8], min_gain=0.0, patience=2, tolerance=0.1).best_generation == 1
 
 
 def test_teacher_alone_never_stops():
     assert not decide([0.5], min_gain=0.0, patience=1).stop
+
+
+def write_val(paths, accuracies, size):
+    for gen, val in enumerate(accuracies):
+        paths.metrics(gen).parent.mkdir(parents=True, exist_ok=True)
+        paths.metrics(gen).write_text(json.dumps({"accuracy": 0.5, "val": {"accuracy": val}, "val_size": size}))
+
+
+def test_best_pointer_breaks_near_ties_toward_the_later_generation(tmp_path):
+    paths = ProjectPaths(tmp_path)
+    write_val(paths, [0.9, 0.8, 0.7], size=10)
+    pointer = best_pointer(paths, [0, 1, 2])
+    assert pointer["generation"] == 1
+    assert pointer["val_size"] == 10 and pointer["tie_tolerance"] == pytest.approx(0.1)
+    write_val(paths, [0.9, 0.8, 0.7], size=200)
+    assert best_pointer(paths, [0, 1, 2])["generation"] == 0
 
 
 def test_best_pointer_reads_val_not_test(tmp_path):

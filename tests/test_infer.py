@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
-from selftrain.infer import PSEUDO_LABEL_COLUMNS, pseudo_label_table, summarize_probs
+from conftest import REPO_ROOT
+from selftrain.config import DataConfig, load_params
+from selftrain.data import prepare_digits
+from selftrain.infer import PSEUDO_LABEL_COLUMNS, pseudo_label_table, summarize_probs, val_prediction_table
+from selftrain.models import Calibrated
+from selftrain.truth import TRUTH_COLUMN
 
 
 def test_summaries_of_known_distributions():
@@ -27,3 +33,30 @@ def test_round_table_carries_metadata_and_truth():
     assert {"true_label", "group_id"} <= set(table.columns) and "split" not in table.columns
     assert table["pred"].tolist() == [1, 0]
     assert table["teacher_gen"].tolist() == [2, 2]
+
+
+class FixedLogits(torch.nn.Module):
+    """Logits (B, C) of 2 on class 0 and 0 elsewhere, whatever the image."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.classes = classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(x.shape[0], self.classes)
+        logits[:, 0] = 2.0
+        return logits
+
+
+def test_val_predictions_are_calibrated_and_carry_the_val_truth(tmp_path):
+    dataset = prepare_digits(tmp_path, DataConfig(subset=200, labeled_fraction=0.2), seed=0)
+    params = load_params(REPO_ROOT / "params.yaml", overrides=["augment.device=cpu"])
+    val = dataset.rows("val")
+    table = val_prediction_table(Calibrated(FixedLogits(dataset.num_classes), 4.0), dataset, params, 3)
+    assert table["item_id"].tolist() == val["item_id"].tolist()
+    assert table[TRUTH_COLUMN].tolist() == val["label"].tolist()
+    assert (table["teacher_gen"] == 3).all() and "label" not in table.columns
+    # softmax of the logits over the temperature: 2 / 4 on class 0.
+    expected = np.exp(0.5) / (np.exp(0.5) + dataset.num_classes - 1)
+    assert np.allclose(table["confidence"], expected)
+    assert list(table.columns[: len(PSEUDO_LABEL_COLUMNS)]) == list(PSEUDO_LABEL_COLUMNS)

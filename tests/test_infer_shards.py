@@ -34,7 +34,7 @@ def project(tmp_path_factory):
         torch.manual_seed(seed)
         width, depth = params.model_size(gen)
         model = create_model(width, depth, 0.0, 0.0, dataset.num_classes)
-        save_model(model, header_for(model, params, dataset.class_names, gen), paths.model_dir(gen))
+        save_model(model, header_for(model, params, dataset, gen), paths.model_dir(gen))
     return paths, params, dataset
 
 

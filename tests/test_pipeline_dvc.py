@@ -61,6 +61,14 @@ def test_round_artifacts_have_contract_columns(reproduced_project, gen):
     assert (probs.max(axis=1) - pseudo["confidence"]).abs().max() < 1e-6
     # Paths stay relative so that artifacts hash the same in every clone.
     assert not pseudo["path"].str.startswith("/").any()
+    # The teacher's val predictions sit beside the pool's table, and refine judged the rules on them.
+    val = pd.read_parquet(reproduced_project / f"data/gen{gen}/val_predictions.parquet")
+    val_rows = manifest[manifest["split"] == "val"]
+    assert val["item_id"].tolist() == val_rows["item_id"].tolist()
+    assert val["true_label"].tolist() == val_rows["label"].tolist()
+    report = json.loads((reproduced_project / f"data/gen{gen}/rules_report.json").read_text())
+    assert report["val"]["rows"] == len(val_rows)
+    assert all("val_precision" in entry for entry in report["rules"])
 
 
 @pytest.mark.parametrize("gen", [0, 1, 2])

@@ -72,7 +72,7 @@ def test_dvc_outputs_follow_paths_module():
     ]
     for gen in (1, 2):
         g, t = str(gen), str(gen - 1)
-        assert _outputs(stages["infer"], g, t) == [str(p.pseudo_labels(gen))]
+        assert _outputs(stages["infer"], g, t) == [str(p.pseudo_labels(gen)), str(p.val_predictions(gen))]
         assert _outputs(stages["refine"], g, t) == [str(p.refined(gen)), str(p.rules_report(gen))]
         assert _outputs(stages["train_student"], g, t) == [
             str(p.model_dir(gen)), str(p.live_dir(gen) / "plots" / "metrics")

@@ -117,6 +117,16 @@ def test_index_tables_include_the_teacher_generation(built):
     assert f'<td class="num">{kept}</td>' in table  # a count, not "{kept}.0000"
 
 
+def test_val_accuracy_has_its_val_size_beside_it(built):
+    _, index = built
+    table = re.search(r'<table class="data" id="generation-table">(.*?)</table>', index.read_text(), re.S).group(1)
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert head[head.index("val_accuracy") + 1] == "val_size"
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", table)]
+    sizes = [row[head.index("val_size")] for row in cells]
+    assert sizes == ["10", "11", "12", "13"]  # write_metrics: val_size 10 + generation
+
+
 def test_rewriting_replaces_the_directory_atomically(built, tmp_path):
     paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
     out = paths.root / "reports"

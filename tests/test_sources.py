@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import dvc, git, make_project, ran_stages, tiny_params
 from selftrain.config import params_from_dict
@@ -175,3 +176,20 @@ def test_dvc_reruns_prepare_when_a_raw_image_is_added(tmp_path):
     m = pd.read_parquet(project / "data" / "prepared" / "manifest.parquet")
     assert "../raw/unlabeled/new/n.png" in set(m["path"]) and len(m) == 14
     assert ran_stages(dvc(project, "repro", "prepare").stdout) == []
+
+
+@pytest.mark.parametrize("min_val_items, warned", [(50, True), (5, False)])
+def test_prepare_warns_on_a_small_val_split(tmp_path, capsys, min_val_items, warned):
+    from stages import prepare as prepare_stage
+
+    raw = copy.deepcopy(SHIPPED)
+    raw["data"].update(subset=120, labeled_fraction=0.2, min_val_items=min_val_items)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    prepare_stage.main(["--params", str(params_file), "--out-dir", str(tmp_path / "prepared")])
+    val = int((pd.read_parquet(tmp_path / "prepared" / "manifest.parquet")["split"] == "val").sum())
+    assert 5 <= val < 50
+    err = capsys.readouterr().err
+    expected = f"prepare: warning: val holds {val} items, fewer than data.min_val_items ({min_val_items});"
+    assert (expected in err) is warned
+    assert len(err.strip().splitlines()) == (1 if warned else 0)

@@ -12,6 +12,8 @@ from selftrain.inspection.views import pseudo_labels_of, rules_lists
 
 
 RULE_HIT_COLUMNS = ("rule", "source", "kind", "matched", "changed", "dropped", "relabelled")
+# The canary precision (pool truth) and the val precision side by side, after the counts.
+PRECISION_COLUMNS = ("precision", "val_precision", "val_judged", "skipped")
 
 
 def rule_hit_table(data: RoundData) -> pd.DataFrame:
@@ -20,13 +22,16 @@ def rule_hit_table(data: RoundData) -> pd.DataFrame:
 
     Report entries are flattened: ``relabelled`` ``{"a->b": n}`` becomes a total plus
     a ``relabelled_pairs`` text, ``precision.{overall,drop,relabel}.precision`` become
-    ``precision``, ``drop_precision``, ``relabel_precision``.
+    ``precision``, ``drop_precision``, ``relabel_precision``, and the same of
+    ``val_precision`` (judged on the val split) become ``val_precision``,
+    ``val_drop_precision``, ``val_relabel_precision``, with ``val_judged``: the val rows
+    the rule relabelled or dropped, which its val precision is a share of.
     """
     entries = _report_rule_entries(data.rules_report)
     if entries:
         rows = [{"rule": name, "source": "rules_report", **_flatten_rule_entry(e)} for name, e in entries]
         frame = pd.DataFrame(rows)
-        leading = [c for c in RULE_HIT_COLUMNS if c in frame.columns]
+        leading = [c for c in (*RULE_HIT_COLUMNS, *PRECISION_COLUMNS) if c in frame.columns]
         return frame[leading + [c for c in frame.columns if c not in leading]]
     return _rule_hits_from_table(data.table)
 
@@ -53,10 +58,13 @@ def _flatten_rule_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
         if key == "relabelled" and isinstance(value, Mapping):
             flat["relabelled"] = int(sum(int(n) for n in value.values()))
             flat["relabelled_pairs"] = ", ".join(f"{pair}: {n}" for pair, n in value.items())
-        elif key == "precision" and isinstance(value, Mapping):
+        elif key in ("precision", "val_precision") and isinstance(value, Mapping):
+            prefix = "val_" if key == "val_precision" else ""
             for part, judged in value.items():
-                column = "precision" if part == "overall" else f"{part}_precision"
+                column = f"{prefix}precision" if part == "overall" else f"{prefix}{part}_precision"
                 flat[column] = judged.get("precision") if isinstance(judged, Mapping) else judged
+            if prefix and isinstance(value.get("overall"), Mapping):
+                flat["val_judged"] = value["overall"].get("judged")
         elif isinstance(value, Mapping):
             flat.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (Mapping, list))})
         elif isinstance(value, list):

@@ -13,9 +13,14 @@ from selftrain.inspection.tables import SUMMARY_TABLES
 # The columns a table shows unless asked for every one (`selftrain inspect --wide`),
 # chosen so that the table reads at 80 columns. A compared table (`c@j`, `c@k`) keeps
 # the compared columns of these names. "precision" is the rules report's precision
-# against the canary ground truth (null where the round has none).
+# against the canary ground truth (null where the round has none); "val_precision" the
+# same judged on the val split, a share of "val_judged" rows ("skipped": below
+# refine.min_rule_precision, not applied).
 NARROW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "rules": ("rule", "kind", "matched", "changed", "dropped", "relabelled", "precision"),
+    "rules": (
+        "rule", "kind", "matched", "changed", "dropped", "relabelled",
+        "precision", "val_precision", "val_judged", "skipped",
+    ),
 }
 
 

@@ -16,6 +16,8 @@ Schema (defaults in brackets)::
                                  #   the classes that kept at least one row (rounded up)
       group_by: null             # [null] column forming groups for group_has/group_count
       rules: []                  # [[]] ordered rules, see below
+      min_rule_precision: null   # [null] in [0, 1]: a rule whose precision on the val
+                                 #   split is below it is reported and skipped (`val_check`)
 
 A rule is ``{name, when, <actions>, description?}`` or ``{name, plugin, description?}``.
 Actions: ``drop: true``, ``relabel: <class>``, ``weight: <factor>`` (scales the
@@ -61,6 +63,7 @@ SECTION_KEYS = (
     "balance",
     "group_by",
     "rules",
+    "min_rule_precision",
 )
 BALANCE_KEYS = ("enabled", "per_class")
 # Columns a rule or group_by can never read: the list of probabilities has no scalar order.
@@ -117,6 +120,8 @@ class RefineConfig:
     group_by: str | None = None
     extra_columns: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # None: every rule applies; else a rule below this precision on val is skipped.
+    min_rule_precision: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -167,6 +172,9 @@ def parse_refine_config(
     max_entropy = _optional_number(raw.get("max_entropy"), "refine.max_entropy", low=0.0, high=None)
     agreement = _bool(raw.get("agreement", False), "refine.agreement")
     balance = _balance(raw.get("balance", {}))
+    min_rule_precision = _optional_number(
+        raw.get("min_rule_precision"), "refine.min_rule_precision", low=0.0, high=1.0
+    )
 
     schema = Schema(class_names=names, extra_columns=extra)
     group_by = raw.get("group_by")
@@ -187,6 +195,7 @@ def parse_refine_config(
         group_by=group_by,
         extra_columns=extra,
         rules=rules,
+        min_rule_precision=min_rule_precision,
     )
 
 

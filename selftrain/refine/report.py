@@ -9,13 +9,18 @@ The report (``rules_report.json``)::
               enabled, matched, changed, dropped, exempted (drops a `keep` blocked),
               relabelled {"from->to": n}, weighted, marked_keep, thresholds_set,
               duplicated, copies_added, [per_class, description, note],
-              [precision: {relabel, drop, overall: {right, judged, precision}}]
+              [precision: {relabel, drop, overall: {right, judged, precision}}],
+              [val_precision: the same, judged on the val split; user rules: skipped]
     classes:  {before (teacher preds, all rows), after (kept labels),
                after_copies (kept labels counted with copies)}: {class name: n}
     [accuracy: rows_with_truth, kept_with_truth, before, after, after_copies]
+    [val: rows, min_rule_precision, skipped (rule names)]
 
 Bracketed keys appear only when they apply; precision and accuracy only when the
-table carries ground truth.
+table carries ground truth; val and val_precision when the teacher's val predictions
+were given (`selftrain.refine.val_check`). A skipped rule keeps its place in
+``rules`` (enabled false, skipped true, its val precision and a note) but not in
+``order``: it did not run.
 
 Ground truth (``true_label``) is read in exactly one place, `_truth_accounting`,
 and only to score the rules after refinement is finished: it never feeds back
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +39,9 @@ import pandas as pd
 from selftrain.errors import DataError
 from selftrain.refine.conditions import TRUTH_COLUMN
 from selftrain.refine.config import RefineConfig
+
+if TYPE_CHECKING:  # val_check runs the engine, which imports this module
+    from selftrain.refine.val_check import ValCheck
 
 
 @dataclass
@@ -158,6 +166,31 @@ def _settings(config: RefineConfig, stats: list[RuleStats]) -> dict[str, Any]:
             "resolved_per_class": balance.per_class if balance is not None else None,
         },
         "group_by": config.group_by,
+        "min_rule_precision": config.min_rule_precision,
+    }
+
+
+def add_val_check(report: dict[str, Any], config: RefineConfig, check: ValCheck) -> dict[str, Any]:
+    """`report` with each rule's val precision (a `val_check.ValCheck`) and its skipped rules
+    back in params order among the user rules."""
+    skipped = {rule.name: rule for rule in check.skipped}
+    entries = {entry["name"]: entry for entry in report["rules"]}
+    user = []
+    for rule in config.rules:
+        if rule.name in skipped:
+            value = check.precision[rule.name]["overall"]["precision"]
+            note = f"skipped: val precision {value:.2f} < refine.min_rule_precision {config.min_rule_precision}"
+            entry = RuleStats(rule.name, rule.kind, rule.description, enabled=False, note=note)
+            user.append({**entry.as_dict(config.class_names), "skipped": True})
+        else:
+            user.append({**entries.pop(rule.name), "skipped": False})
+    rules = user + list(entries.values())
+    for entry in rules:
+        entry["val_precision"] = check.precision.get(entry["name"])
+    return {
+        **report,
+        "rules": rules,
+        "val": {"rows": check.rows, "min_rule_precision": config.min_rule_precision, "skipped": list(skipped)},
     }
 
 
@@ -244,13 +277,20 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['dropped']} dropped, {report['training_rows']} training rows with copies"
     ]
     has_truth = "accuracy" in report
+    has_val = "val" in report
     header = ["rule", "kind", "matched", "changed", "dropped", "exempted", "relabelled", "copies+"]
     if has_truth:
         header.append("precision")
+    if has_val:
+        header.append(f"val precision ({report['val']['rows']} val rows)")
     rows = []
     for entry in report["rules"]:
         relabelled = ", ".join(f"{k}: {n}" for k, n in entry["relabelled"].items()) or "-"
-        name = entry["name"] if entry["enabled"] else f"{entry['name']} (off)"
+        name = entry["name"]
+        if entry.get("skipped"):
+            name += " (skipped)"
+        elif not entry["enabled"]:
+            name += " (off)"
         row = [
             name,
             entry["kind"],
@@ -262,10 +302,17 @@ def format_report(report: dict[str, Any]) -> str:
             str(entry["copies_added"]),
         ]
         if has_truth:
-            overall = entry["precision"]["overall"]
-            row.append(_fraction(overall))
+            row.append(_fraction(entry["precision"]["overall"]) if "precision" in entry else "-")
+        if has_val:
+            judged = entry.get("val_precision")
+            row.append(_fraction(judged["overall"]) if judged else "-")
         rows.append(row)
     lines += _table(header, rows, numeric={2, 3, 4, 5, 7})
+    if has_val and report["val"]["skipped"]:
+        lines.append(
+            f"skipped (val precision below refine.min_rule_precision {report['val']['min_rule_precision']}): "
+            + ", ".join(report["val"]["skipped"])
+        )
 
     classes = report["classes"]
     class_rows = [

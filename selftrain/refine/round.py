@@ -9,10 +9,12 @@ import pandas as pd
 
 from selftrain.config import Params
 from selftrain.data import load_dataset
-from selftrain.errors import DataError
+from selftrain.errors import ConfigError, DataError
 from selftrain.refine.config import parse_refine_config
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
+from selftrain.refine.report import add_val_check
+from selftrain.refine.val_check import check_rules_on_val
 from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 
@@ -23,20 +25,44 @@ def refine_round(
     previous: str | Path | None,
     gen: int,
     truth: str | Path | None = None,
+    val_predictions: str | Path | None = None,
 ) -> RefineResult:
     """Validate the rules, then refine round `gen`'s table; `previous` may be absent (round 1).
 
     `truth` is the canary truth file, when there is one: the engine hides it from the
     rules and the rules report judges them against it; the refined table never carries it.
+    `val_predictions` is the teacher's table over the val split (with its truth): the
+    rules run on it first, the report gives each one's val precision, and a rule below
+    ``refine.min_rule_precision`` is skipped (`selftrain.refine.val_check`).
     """
     dataset = load_dataset(manifest)
     # Validate the rules before reading any table: a bad rule fails in milliseconds.
     config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
+    if config.min_rule_precision is not None and val_predictions is None:
+        raise ConfigError(
+            f"refine.min_rule_precision: set, but no val predictions to measure the rules on "
+            f"(infer@{gen} writes data/gen{gen}/val_predictions.parquet)"
+        )
     pseudo_labels = Path(pseudo_labels)
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
     table = with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None)
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
-    result = refine(table, config, context)
+    if val_predictions is None:
+        result = refine(table, config, context)
+    else:
+        check = check_rules_on_val(_read_val_predictions(val_predictions, gen), config, gen)
+        result = refine(table, dataclasses.replace(config, rules=check.applied), context)
+        result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
     return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
+
+
+def _read_val_predictions(path: str | Path, gen: int) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no val predictions for round {gen}; run infer@{gen} first")
+    val = pd.read_parquet(path)
+    if TRUTH_COLUMN not in val.columns:
+        raise DataError(f"{path}: missing column {TRUTH_COLUMN!r} (the val truth); has {list(val.columns)}")
+    return val

@@ -91,10 +91,14 @@ def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
     if generations.empty:
         return note_html("no metrics/gen{k}.json on disk yet")
     # Generation 0 has no pseudo-labels: its null turns the count column into floats.
-    generations["pseudo_kept"] = pd.array(generations["pseudo_kept"].tolist(), dtype="Int64")
+    for column in ("pseudo_kept", "val_size"):
+        generations[column] = pd.array(generations[column].tolist(), dtype="Int64")
     figure = generation_figure(generations)
     curve = figure_html(figure, "test accuracy and macro-F1 per generation", "generation-curve")
-    caption = "Per-generation summary (generation 0 is the teacher)"
+    caption = (
+        "Per-generation summary (generation 0 is the teacher); val_accuracy is what the gate and "
+        "select_best decide on, over val_size images"
+    )
     return curve + table_html(generations, caption, "generation-table")
 
 
@@ -122,7 +126,7 @@ def round_page(data: RoundData, summary: Summary, rounds: Sequence[int], images:
         section_html("overview", "Overview", table_html(summary["overview"], None, "overview-table")),
         section_html("class-mix", "Class mix before and after refinement", _class_mix_body(summary)),
         section_html("confidence", "Teacher confidence", _confidence_body(data, summary)),
-        section_html("rules", "Rule hits", _rules_body(summary)),
+        section_html("rules", "Rule hits", _rules_body(summary, data.rules_report)),
         section_html("flips", "Flips since the previous round", _flips_body(summary, names)),
         section_html("confusion", "Pseudo-labels vs truth", _confusion_body(summary, names)),
         section_html("canary", "Canary audit (ground truth)", _canary_body(summary)),
@@ -151,11 +155,19 @@ def _confidence_body(data: RoundData, summary: Summary) -> str:
     )
 
 
-def _rules_body(summary: Summary) -> str:
+def _rules_body(summary: Summary, report: dict | None) -> str:
     rules = summary["rules"]
     if rules.empty:
         return note_html("no rules_report.json and no rules/dropped_by columns")
-    return table_html(rules, None, "rule-table")
+    caption = None
+    if "val_precision" in rules.columns:
+        val_rows = ((report or {}).get("val") or {}).get("rows")
+        caption = (
+            "precision: share of the rule's relabels and drops that were right on the pool (canary truth); "
+            f"val_precision: the same on the val split ({val_rows} images), over the val_judged rows "
+            "the rule relabelled or dropped; skipped: below refine.min_rule_precision on val, not applied"
+        )
+    return table_html(rules, caption, "rule-table")
 
 
 def _flips_body(summary: Summary, names: tuple[str, ...]) -> str:

@@ -29,7 +29,7 @@ readers), `prepared_manifest` (what both do with the rows they found), `images`
 from selftrain.sources.folders import read_folders
 from selftrain.sources.images import check_image, check_images
 from selftrain.sources.manifest import read_manifest
-from selftrain.sources.prepare import SKIPPED_FILE, Prepared, prepare_source
+from selftrain.sources.prepare import SKIPPED_FILE, Prepared, prepare_source, small_val_warning
 from selftrain.sources.prepared_manifest import SourceResult
 
 __all__ = [
@@ -41,4 +41,5 @@ __all__ = [
     "prepare_source",
     "read_folders",
     "read_manifest",
+    "small_val_warning",
 ]

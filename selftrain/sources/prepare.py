@@ -1,6 +1,7 @@
 """The prepare stage's work for a bring-your-own-data source: write the prepared directory.
 
 Dispatches on ``data.source`` and writes, atomically, the manifest, ``classes.json``,
+``image_size.json`` (the side every later stage resizes to; `sources.image_size`),
 ``skipped.json`` (unreadable unlabeled images, ignored files) and ``source.json``
 (a digest of every referenced file's bytes), removing what another source left there.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from selftrain.atomic import write_json, write_parquet
 from selftrain.config import DataConfig
-from selftrain.data import CLASSES_FILE, Dataset, load_dataset, prepare_digits
+from selftrain.data import CLASSES_FILE, IMAGE_SIZE_FILE, Dataset, load_dataset, prepare_digits, write_image_size
 from selftrain.errors import DataError
 from selftrain.sources.folders import read_folders
 from selftrain.truth import TRUTH_FILE, split_truth, write_truth
@@ -24,7 +25,9 @@ SKIPPED_FILE = "skipped.json"
 SOURCE_FILE = "source.json"
 IMAGES_DIR = "images"
 # What prepare may leave in its output directory; a source removes the ones it does not write.
-PREPARED_ENTRIES = (MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE, IMAGES_DIR)
+PREPARED_ENTRIES = (
+    MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, SKIPPED_FILE, SOURCE_FILE, IMAGES_DIR
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
     """Write the prepared manifest (and digits' images) for `config.source` under `out_dir`."""
     out_dir = Path(out_dir)
     if config.source == "digits":
-        _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGES_DIR))
+        _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, IMAGES_DIR))
         return Prepared(prepare_digits(out_dir, config, seed), skipped=0)
     if config.source == "folders":
         result = read_folders(config.raw_dir, config, seed, out_dir)
@@ -47,8 +50,9 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
         result = read_manifest(config.manifest, config, seed, out_dir)
     else:  # DataConfig.validate already refused it; this keeps the dispatch exhaustive.
         raise DataError(f"data.source: unknown source {config.source!r}")
-    _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, SKIPPED_FILE, SOURCE_FILE))
+    _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, SKIPPED_FILE, SOURCE_FILE))
     write_json(list(result.class_names), out_dir / CLASSES_FILE)
+    write_image_size(out_dir, **result.image_size)
     write_json(
         {"count": len(result.skipped), "skipped": result.skipped, "ignored": result.ignored},
         out_dir / SKIPPED_FILE,
@@ -67,6 +71,19 @@ def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepar
     write_truth(truth, out_dir / TRUTH_FILE)
     write_parquet(manifest, out_dir / MANIFEST_FILE)
     return Prepared(load_dataset(out_dir / MANIFEST_FILE), skipped=len(result.skipped))
+
+
+def small_val_warning(dataset: Dataset, config: DataConfig) -> str | None:
+    """One line when val holds fewer than `data.min_val_items` items, else None: every
+    decision made on val (the gate, select_best, the temperature, rule precision) is then
+    noisy, one item being worth more than 2 points of accuracy below 50."""
+    count = len(dataset.rows("val"))
+    if count >= config.min_val_items:
+        return None
+    return (
+        f"prepare: warning: val holds {count} items, fewer than data.min_val_items ({config.min_val_items}); "
+        "the gate, select_best, the temperature and rule precision are all decided on them"
+    )
 
 
 def _remove_stale(out_dir: Path, keep: tuple[str, ...]) -> None:

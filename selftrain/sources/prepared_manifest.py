@@ -18,6 +18,7 @@ import pandas as pd
 from selftrain.config import DataConfig
 from selftrain.data import TRUTH_COLUMN
 from selftrain.errors import DataError
+from selftrain.sources.image_size import choose_image_size
 from selftrain.sources.images import check_images
 from selftrain.sources.locations import lexical, relative_path
 from selftrain.sources.splits import split_off
@@ -39,6 +40,8 @@ class SourceResult:
     ignored: list[str] = field(default_factory=list)
     # md5 over every referenced file's path and bytes (see the module docstring).
     content_md5: str = ""
+    # The image side chosen for this data and how (`sources.image_size.choose_image_size`).
+    image_size: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -86,7 +89,9 @@ def build_manifest(
         if label is not None and label not in index_of:
             raise DataError(f"{rows.where[i]}: label {label!r} is not in the class list {list(class_names)}")
 
-    checks = check_images(rows.files, config.image_size)
+    # JPEGs are decoded at the smallest scale covering the largest side "auto" may choose.
+    decode_size = config.max_image_size if config.image_size == "auto" else config.image_size
+    checks = check_images(rows.files, decode_size)
     bad = [(i, reason) for i, (reason, _) in enumerate(checks) if reason is not None]
     bad_labeled = [(i, reason) for i, reason in bad if rows.splits[i] != "unlabeled"]
     if bad_labeled:
@@ -120,6 +125,7 @@ def build_manifest(
             )
 
     files = [f for f, k in zip(rows.files, keep) if k]
+    image_size = choose_image_size(config, [f for f, split in zip(files, splits) if split == "labeled"])
     paths = [relative_path(f, out) for f in files]
     label_column = pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64")
     label_column[is_unlabeled] = pd.NA
@@ -145,6 +151,7 @@ def build_manifest(
         skipped=skipped,
         ignored=[relative_path(f, out) for f in ignored],
         content_md5=digest.hexdigest(),
+        image_size=image_size,
     )
 
 
