@@ -7,6 +7,7 @@ fails at once instead of after Prefect's temporary server has started.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from selftrain.errors import ConfigError
@@ -43,10 +44,17 @@ def _validated_params(project_dir: str, generations: int | None = None) -> None:
     last_generation(load_params(Path(project_dir) / "params.yaml"), generations)
 
 
+# Prefect's temporary server gets 20 s to start by default; on a busy 2-core machine it
+# took longer and the run failed before any stage ("Timed out while attempting to connect
+# to ephemeral Prefect API server"). A user's own setting wins.
+EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "120"
+
+
 def run_loop(args: argparse.Namespace) -> int:
     _validated_params(args.project_dir, args.generations)
     import pandas as pd
 
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
     from flows.loop import noisy_student_loop
     from selftrain.summary import SUMMARY_COLUMNS, format_table
 

@@ -22,6 +22,9 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Flows in tests start Prefect's temporary server; on a loaded 2-core machine its default
+# 20 s start-up timeout is too short (selftrain_cli.flow sets the same for `selftrain run`).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def tiny_params(base: dict | None = None) -> dict:
