@@ -289,7 +289,7 @@ def targets_table(records: list[dict]) -> str:
         lines.append(
             f"| {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {_mean_std(teacher)} | {_mean_std(best)} | "
             f"{_mean_std(gains)} | {'yes' if outside else 'no'} (gain > 0 on {'every' if every_seed else 'not every'} seed) | "
-            f"{statistics.fmean(closed) * 100:.0f}% (per seed: {', '.join(f'{c * 100:.0f}%' for c in closed)}) |"
+            + (f"{statistics.fmean(closed) * 100:.0f}% (per seed: {', '.join(f'{c * 100:.0f}%' for c in closed)}) |" if closed else "- (no ceiling) |")
         )
     ablated = [r for r in records if r["ablation"] != BASELINE]
     if ablated:

@@ -62,7 +62,10 @@ class EpochProgress:
         now = self._clock()
         self._trained += 1
         seconds_per_epoch = (now - self._started) / self._trained
-        images_per_second = self._images_per_epoch / max(now - self._last, 1e-9)
+        # `fit` counts the labeled and pseudo-labelled images of the epoch (over all ranks);
+        # the estimate from the training-set size is for records without that count.
+        images = record.get("images", self._images_per_epoch)
+        images_per_second = images / max(now - self._last, 1e-9)
         self._last = now
         eta = seconds_per_epoch * (self.epochs - record["epoch"])
         print(epoch_line(self.label, record, self.epochs, images_per_second, eta), flush=True)
