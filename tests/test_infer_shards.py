@@ -176,6 +176,7 @@ def test_stage_writes_one_shard_then_the_rest(project, tmp_path, capsys):
 def test_fingerprint_covers_the_preprocessing_code(project, tmp_path, monkeypatch):
     """A part made by other decoding/resizing code (augment.py) is not reused."""
     from selftrain import augment, data, infer, models
+    from selftrain.data import input_size
 
     assert {augment.__file__, data.__file__, models.__file__} <= set(infer.PREPROCESSING_CODE)
     paths, params, dataset = project
@@ -183,6 +184,7 @@ def test_fingerprint_covers_the_preprocessing_code(project, tmp_path, monkeypatc
     copy = tmp_path / "augment.py"
     copy.write_text(open(augment.__file__).read())
     monkeypatch.setattr(infer, "PREPROCESSING_CODE", (str(copy), data.__file__, models.__file__))
-    before = infer.shard_fingerprint("teacher", rows, params, 0)
+    size = input_size(dataset, params.data)
+    before = infer.shard_fingerprint("teacher", rows, params, 0, size)
     copy.write_text(copy.read_text() + "\n# resize differently\n")
-    assert infer.shard_fingerprint("teacher", rows, params, 0) != before
+    assert infer.shard_fingerprint("teacher", rows, params, 0, size) != before
