@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-BASELINE = "baseline"
+from benchmarks.accuracy import BASELINE, _mean_std
 
 
 def best_by_val(record: dict) -> tuple[int, float]:
@@ -24,15 +24,6 @@ def best_by_val(record: dict) -> tuple[int, float]:
     candidates += [(g["val_accuracy"] or 0.0, g["gen"], g["test_accuracy"]) for g in record["generations"]]
     val, gen, test = max(candidates, key=lambda c: (c[0], c[1]))
     return gen, test
-
-
-def _pct(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    mean = statistics.fmean(values) * 100
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
 
 
 def attach_ceilings(records: list[dict], reference: list[dict]) -> None:
@@ -68,10 +59,10 @@ def gap_table(records: list[dict]) -> str:
             )
         best_all = [best_by_val(r)[1] for r in rows]
         lines.append(
-            f"| {fraction:g} | mean of {len(rows)} | {_pct([r['supervised'] for r in rows])} | "
-            f"{_pct([r['teacher'] for r in rows])} | | {_pct(best_all)} | {_pct([r.get('ceiling') for r in rows])} | "
+            f"| {fraction:g} | mean of {len(rows)} | {_mean_std([r['supervised'] for r in rows])} | "
+            f"{_mean_std([r['teacher'] for r in rows])} | | {_mean_std(best_all)} | {_mean_std([r.get('ceiling') for r in rows])} | "
             f"{statistics.fmean(shares) * 100:.0f}% | {statistics.fmean(lifts) * 100:+.2f} |"
-            if shares else f"| {fraction:g} | mean | | | | {_pct(best_all)} | | - | |"
+            if shares else f"| {fraction:g} | mean | | | | {_mean_std(best_all)} | | - | |"
         )
     return "\n".join(lines)
 
@@ -92,7 +83,7 @@ def ablation_table(records: list[dict]) -> str:
         paired = [best_by_val(r)[1] - best_by_val(base[(fraction, r["seed"])])[1] for r in rows if (fraction, r["seed"]) in base]
         lines.append(
             f"| {name} (`{' '.join(rows[0]['overrides'])}`) | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | "
-            f"{_pct([r['teacher'] for r in rows])} | {_pct([best_by_val(r)[1] for r in rows])} | {_pct(paired)} | "
+            f"{_mean_std([r['teacher'] for r in rows])} | {_mean_std([best_by_val(r)[1] for r in rows])} | {_mean_std(paired)} | "
             f"{sum(p < 0 for p in paired)} of {len(paired)} |"
         )
     return "\n".join(lines)
