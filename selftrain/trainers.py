@@ -12,7 +12,7 @@ from torch import nn
 
 from selftrain.augment import resolve_device
 from selftrain.calibration import fit_temperature
-from selftrain.config import Params
+from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
 from selftrain.errors import TrainingError
@@ -46,6 +46,13 @@ def unlabeled_paths(dataset: Dataset) -> list[str]:
     return list(dataset.resolve(dataset.unlabeled()["path"]))
 
 
+def unlabeled_loss(cfg: TeacherConfig | StudentConfig, dataset: Dataset) -> tuple[UnlabeledLoss, list[str] | None]:
+    """The unlabeled loss a teacher or student section asks for, and the images it reads
+    (None when it is off)."""
+    loss = UnlabeledLoss(cfg.unlabeled, cfg.unlabeled_weight, cfg.unlabeled_threshold, cfg.unlabeled_ratio)
+    return loss, (unlabeled_paths(dataset) if cfg.unlabeled != "none" else None)
+
+
 def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated:
     """`model` with a temperature fitted on the val split (1.0 when calibration is off or
     there is no val split)."""
@@ -65,6 +72,7 @@ def train_teacher(
     world: World = SINGLE_PROCESS,
 ) -> tuple[Calibrated, ModelHeader, list[dict]]:
     cfg = params.teacher
+    aux, pool = unlabeled_loss(cfg, dataset)
     options = FitOptions(
         epochs=cfg.epochs,
         lr=cfg.lr,
@@ -74,7 +82,7 @@ def train_teacher(
         optim=params.optim,
         augment=params.augment,
         input_noise=cfg.input_noise,
-        unlabeled=UnlabeledLoss(cfg.unlabeled, cfg.unlabeled_weight, cfg.unlabeled_threshold, cfg.unlabeled_ratio),
+        unlabeled=aux,
         ema_decay=cfg.ema_decay,
     )
     # Seeded initial weights: a rerun of the stage (another process) trains the same model.
@@ -90,7 +98,7 @@ def train_teacher(
         on_epoch,
         checkpoint,
         world,
-        unlabeled=unlabeled_paths(dataset) if cfg.unlabeled != "none" else None,
+        unlabeled=pool,
     )
     result = calibrated(model, dataset, params)
     header = header_for(model, params, dataset, 0, float(result.temperature))
@@ -107,6 +115,7 @@ def train_student(
     world: World = SINGLE_PROCESS,
 ) -> tuple[Calibrated, ModelHeader, list[dict]]:
     cfg = params.student
+    aux, pool = unlabeled_loss(cfg, dataset)
     width, depth = params.model_size(gen)
     generation = params.generations[gen]
     options = FitOptions(
@@ -119,7 +128,7 @@ def train_student(
         augment=params.augment,
         input_noise=cfg.input_noise,
         batch_ratio=cfg.batch_ratio,
-        unlabeled=UnlabeledLoss(cfg.unlabeled, cfg.unlabeled_weight, cfg.unlabeled_threshold, cfg.unlabeled_ratio),
+        unlabeled=aux,
         ema_decay=cfg.ema_decay,
         pseudo_rampup_epochs=cfg.pseudo_rampup_epochs,
     )
@@ -137,7 +146,7 @@ def train_student(
         on_epoch,
         checkpoint,
         world,
-        unlabeled=unlabeled_paths(dataset) if cfg.unlabeled != "none" else None,
+        unlabeled=pool,
     )
     if cfg.finetune_epochs:
         history += _finetune(model, labeled, options, cfg.finetune_epochs, cfg.finetune_lr, device, gen, on_epoch, checkpoint, world)
@@ -170,5 +179,6 @@ __all__ = [
     "pseudo_train_set",
     "train_student",
     "train_teacher",
+    "unlabeled_loss",
     "unlabeled_paths",
 ]
