@@ -31,28 +31,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return torch.softmax(torch.as_tensor(logits, dtype=torch.float64) / temperature, dim=1).numpy()
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE: the mean |accuracy - confidence| over equal-width confidence bins, weighted by
-    each bin's share of the rows. probs (N, C), labels (N,)."""
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    """Per equal-width confidence bin: its range, row count, mean confidence and accuracy
+    (the reliability diagram's points; empty bins are left out). probs (N, C), labels (N,)."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     # Bin i holds confidences in (edges[i], edges[i+1]]; a confidence of 0 joins bin 0.
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(error)
-
-
-def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
-    """Per confidence bin: its range, row count, mean confidence and accuracy (the
-    reliability diagram's points; empty bins are left out)."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
     rows = []
     for b in range(bins):
@@ -68,6 +53,14 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
                 }
             )
     return rows
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: the mean |accuracy - confidence| over the reliability bins, weighted by each
+    bin's share of the rows. probs (N, C), labels (N,)."""
+    return float(
+        sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)) / len(labels)
+    )
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
