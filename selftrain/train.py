@@ -196,14 +196,16 @@ def fit(
         history, rng_state = resumed
     # After loading: DDP starts every rank from rank 0's weights.
     net = data_parallel(train_net, world, torch_dev)
-    streams = {
-        id(loader): _forever(loader) for loader in (labeled_loader, unlabeled_loader) if loader and loader is not driver
-    }
+    # The loaders that do not drive the epoch cycle beside it.
+    labeled_stream = None if labeled_loader is driver else _forever(labeled_loader)
+    unlabeled_stream = None if unlabeled_loader in (None, driver) else _forever(unlabeled_loader)
 
     def next_batches(driver_batch):
-        """This step's (labeled, unlabeled) batches; None where a loader is off."""
-        pick = lambda ldr: None if ldr is None else (driver_batch if ldr is driver else next(streams[id(ldr)]))  # noqa: E731
-        return pick(labeled_loader), pick(unlabeled_loader)
+        """This step's (labeled, unlabeled) batches; unlabeled is None when its loss is off."""
+        labeled_batch = driver_batch if labeled_stream is None else next(labeled_stream)
+        if unlabeled_loader is None:
+            return labeled_batch, None
+        return labeled_batch, driver_batch if unlabeled_stream is None else next(unlabeled_stream)
 
     # Replay the finished epochs' data order without computing, so that the DALI
     # readers and augmentation RNGs stand where the interrupted run left them.
