@@ -1,13 +1,16 @@
 """DALI input pipelines: image files on disk -> normalised PyTorch batches.
 
 `create_loader` is the one factory. Train mode shuffles every epoch and, with
-`noise=True`, adds the student's input noise (RandAugment, random translation,
+`noise=True`, adds the student's input noise (RandAugment, a training geometry,
 optional horizontal flip); eval mode is noise-free, unshuffled and deterministic,
-for teacher inference and evaluation. `create_loader(..., views=two_views(augment))`
-reads each image once and yields two views of it (a weak and a strong one) for
-consistency training. `decode` and `noise_and_normalize` hold every image operation
-and are shared by all modes; the backend (DALI GPU or CPU operators) is chosen once
-by `resolve_device` from ``augment.device``.
+for teacher inference and evaluation. Eval images keep their aspect: scaled so the
+shorter side is S, then the centre S x S is cut (`fit_square`). The training geometry
+is a translation of that square (pad_crop) or a random-resized crop of the whole image
+(`resolve_geometry`). `create_loader(..., views=two_views(augment))` reads each image
+once and yields two views of it (a weak and a strong one) for consistency training.
+`decode`, `frame` and `noise_and_normalize` hold every image operation and are shared
+by all modes; the backend (DALI GPU or CPU operators) is chosen once by
+`resolve_device` from ``augment.device``; on "gpu" JPEGs are decoded on the GPU too.
 """
 
 from __future__ import annotations
@@ -24,19 +27,42 @@ from nvidia.dali.data_node import DataNode
 from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from selftrain.config import DEVICE_CHOICES, AugmentConfig
+from selftrain.config import DEVICE_CHOICES, GEOMETRY_CHOICES, AugmentConfig
 from selftrain.errors import ConfigError, DataError
+from selftrain.normalization import IMAGENET, Normalization
 
-# ImageNet statistics in 0..255 pixel units (DALI normalises uint8 pixels directly).
-MEAN: tuple[float, float, float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STD: tuple[float, float, float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# ImageNet statistics in 0..255 pixel units (DALI normalises uint8 pixels directly):
+# what data.mean/data.std "auto" gives.
+MEAN: tuple[float, ...] = tuple(IMAGENET.pixel_mean)
+STD: tuple[float, ...] = tuple(IMAGENET.pixel_std)
 
+# The architecture made for 8-32 px images, whose inputs a translation frames best.
+SMALL_IMAGE_ARCH = "resnet-s3"
+PAD_CROP, RANDOM_RESIZED_CROP = "pad_crop", "random_resized_crop"
 # Pixel value (0..255) for areas a translation or rotation uncovers: black, like
 # torchvision's RandomCrop/RandAugment, rather than DALI's default grey 128.
 FILL_VALUE = 0
 # Batches the pipeline prepares ahead of the consumer; small, as the images are small.
 PREFETCH_QUEUE_DEPTH = 2
 _READER_NAME = "Reader"
+
+
+def resolve_geometry(geometry: str, arch: str) -> str:
+    """Turn ``augment.geometry`` into the training geometry for architecture `arch`.
+
+    Returns:
+        "pad_crop" or "random_resized_crop"; "auto" picks pad_crop for resnet-s3 (small
+        images, where a random crop of 8% of the area would leave a few pixels) and
+        random_resized_crop for a named torchvision architecture (its ImageNet recipe).
+
+    Raises:
+        ConfigError: an unknown setting; names ``augment.geometry``.
+    """
+    if geometry not in GEOMETRY_CHOICES:
+        raise ConfigError(f"augment.geometry: must be one of {list(GEOMETRY_CHOICES)}, got {geometry!r}")
+    if geometry != "auto":
+        return geometry
+    return PAD_CROP if arch == SMALL_IMAGE_ARCH else RANDOM_RESIZED_CROP
 
 
 def resolve_device(setting: str) -> str:
@@ -64,36 +90,73 @@ def resolve_device(setting: str) -> str:
     return "gpu" if has_cuda else "cpu"
 
 
-def decode(encoded: DataNode, *, image_size: int, device: str) -> DataNode:
-    """Decode a batch of PNG/JPEG file contents and resize to (S, S, 3) uint8.
+def decode(encoded: DataNode, *, device: str) -> DataNode:
+    """Decode a batch of PNG/JPEG file contents to (H, W, 3) uint8 RGB at their own size.
 
     "gpu" decodes on the GPU ("mixed") and keeps every later operator there; "cpu"
     uses DALI's CPU operators. Grey images become 3 identical channels (RGB output).
     """
-    images = fn.decoders.image(
+    return fn.decoders.image(
         encoded, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB
     )  # (H, W, 3) uint8
-    return fn.resize(images, size=[image_size, image_size])  # (S, S, 3) uint8
 
 
-def noise_and_normalize(images: DataNode, *, image_size: int, noise: AugmentConfig | None) -> DataNode:
-    """Optionally noise (S, S, 3) uint8 images, then normalise to float32 (3, S, S) by MEAN/STD.
+def fit_square(images: DataNode, image_size: int) -> DataNode:
+    """Scale (H, W, 3) images, keeping their aspect, so the shorter side is S; cut the centre S x S.
+
+    A square image is only scaled; a wide or tall one loses the ends of its longer side
+    instead of being stretched.
+    """
+    images = fn.resize(images, size=[image_size, image_size], mode="not_smaller")  # (>=S, >=S, 3)
+    return fn.crop(images, crop=[image_size, image_size])  # (S, S, 3) uint8, centred
+
+
+def frame(
+    images: DataNode, *, image_size: int, noise: AugmentConfig | None, geometry: str, fitted: DataNode | None = None
+) -> DataNode:
+    """(S, S, 3) uint8 images from decoded (H, W, 3) ones, with the geometry of `noise`.
+
+    Noise-free and pad_crop images are `fit_square`'s (`fitted`, when the caller already
+    built it for another view); random_resized_crop takes a random area (8-100%) and
+    aspect (3/4-4/3) of the whole image and resizes it to S x S. pad_crop's translation
+    follows RandAugment in `noise_and_normalize`.
+    """
+    if geometry not in (PAD_CROP, RANDOM_RESIZED_CROP):
+        raise ValueError(f"geometry must be {PAD_CROP!r} or {RANDOM_RESIZED_CROP!r}, got {geometry!r}")
+    if noise is not None and geometry == RANDOM_RESIZED_CROP:
+        return fn.random_resized_crop(images, size=[image_size, image_size])  # (S, S, 3) uint8
+    return fitted if fitted is not None else fit_square(images, image_size)
+
+
+def noise_and_normalize(
+    images: DataNode,
+    *,
+    image_size: int,
+    noise: AugmentConfig | None,
+    normalization: Normalization = IMAGENET,
+    geometry: str = PAD_CROP,
+) -> DataNode:
+    """Optionally noise framed (S, S, 3) uint8 images, then normalise to float32 (3, S, S).
 
     Args:
         noise: The input-noise settings, or None for noise-free (eval) images.
+        normalization: Per-channel mean and std (0..1 units).
+        geometry: pad_crop adds the random translation; random_resized_crop (already
+            applied by `frame`) adds none.
     """
     mirror = 0
     if noise is not None:
         images = _rand_augment(images, image_size, noise)
-        images = _translate(images, image_size, noise.crop_padding)
+        if geometry == PAD_CROP:
+            images = _translate(images, image_size, noise.crop_padding)
         if noise.flip:
             mirror = fn.random.coin_flip(probability=0.5)
     return fn.crop_mirror_normalize(
         images,
         dtype=types.FLOAT,
         output_layout="CHW",
-        mean=list(MEAN),
-        std=list(STD),
+        mean=normalization.pixel_mean,
+        std=normalization.pixel_std,
         mirror=mirror,
     )  # (3, S, S) float32
 
@@ -104,15 +167,23 @@ def torch_device(dali_device: str) -> torch.device:
 
 
 def preprocess(
-    encoded: DataNode, *, image_size: int, device: str, noise: AugmentConfig | None
+    encoded: DataNode,
+    *,
+    image_size: int,
+    device: str,
+    noise: AugmentConfig | None,
+    normalization: Normalization = IMAGENET,
+    geometry: str = PAD_CROP,
 ) -> DataNode:
-    """Decode, resize, optionally noise, and normalise one batch of encoded images.
+    """Decode, frame, optionally noise, and normalise one batch of encoded images.
 
     Returns:
-        Float32 batch, (3, S, S) per sample, normalised by MEAN/STD.
+        Float32 batch, (3, S, S) per sample, normalised by `normalization`.
     """
-    images = decode(encoded, image_size=image_size, device=device)
-    return noise_and_normalize(images, image_size=image_size, noise=noise)
+    images = frame(decode(encoded, device=device), image_size=image_size, noise=noise, geometry=geometry)
+    return noise_and_normalize(
+        images, image_size=image_size, noise=noise, normalization=normalization, geometry=geometry
+    )
 
 
 def two_views(augment: AugmentConfig) -> tuple[AugmentConfig, AugmentConfig]:
@@ -166,6 +237,8 @@ def _file_pipeline(
     image_size: int,
     device: str,
     views: tuple[AugmentConfig | None, ...],
+    normalization: Normalization,
+    geometry: str,
     shuffle: bool,
     shuffle_seed: int,
     shard_id: int,
@@ -189,8 +262,20 @@ def _file_pipeline(
         name=_READER_NAME,
         **(shuffle_args if shuffle else {}),
     )
-    images = decode(encoded, image_size=image_size, device=device)
-    outputs = [noise_and_normalize(images, image_size=image_size, noise=noise) for noise in views]
+    images = decode(encoded, device=device)  # (H, W, 3) uint8
+    # One aspect-kept square shared by the views that use it (noise-free and pad_crop ones).
+    shares_square = any(noise is None or geometry == PAD_CROP for noise in views)
+    fitted = fit_square(images, image_size) if shares_square else None
+    outputs = [
+        noise_and_normalize(
+            frame(images, image_size=image_size, noise=noise, geometry=geometry, fitted=fitted),
+            image_size=image_size,
+            noise=noise,
+            normalization=normalization,
+            geometry=geometry,
+        )
+        for noise in views
+    ]
     return (*outputs, indices)
 
 
@@ -240,7 +325,7 @@ class ImageLoader:
         """Run one epoch.
 
         Yields:
-            images: float32 (B, 3, S, S), normalised by MEAN/STD; on CUDA when the device
+            images: float32 (B, 3, S, S), normalised per channel; on CUDA when the device
                 is "gpu", else on the CPU. One tensor per view (two for `two_views`).
             indices: int64 (B,), on the CPU: each sample's position in the `paths` given
                 to `create_loader`.
@@ -271,6 +356,8 @@ def create_loader(
     shard_id: int = 0,
     num_shards: int = 1,
     views: tuple[AugmentConfig | None, ...] | None = None,
+    normalization: Normalization = IMAGENET,
+    geometry: str = PAD_CROP,
 ) -> ImageLoader:
     """Build a DALI loader over image files.
 
@@ -290,6 +377,10 @@ def create_loader(
         num_shards: How many shards the samples are split into (one per DDP rank).
             On "gpu" the pipeline runs on torch.cuda.current_device(), so set each
             rank's device before calling.
+        normalization: Per-channel mean and std (`selftrain.data.input_normalization`);
+            ImageNet's, as ``data.mean``/``data.std`` "auto".
+        geometry: How noised views are framed: "pad_crop" or "random_resized_crop"
+            (`resolve_geometry`). Noise-free images are always `fit_square`'s.
 
     Returns:
         An ImageLoader with its pipeline built.
@@ -312,6 +403,8 @@ def create_loader(
         image_size=image_size,
         device=device,
         views=tuple(views),
+        normalization=normalization,
+        geometry=geometry,
         shuffle=train,
         shuffle_seed=seed,
         shard_id=shard_id,
@@ -356,9 +449,12 @@ __all__ = [
     "ImageLoader",
     "create_loader",
     "decode",
+    "fit_square",
+    "frame",
     "noise_and_normalize",
     "preprocess",
     "resolve_device",
+    "resolve_geometry",
     "torch_device",
     "two_views",
 ]

@@ -22,6 +22,8 @@ from selftrain.overrides import apply_overrides
 from selftrain.params_schema import (
     BACKEND_CHOICES,
     DEVICE_CHOICES,
+    GEOMETRY_CHOICES,
+    INPUT_CHANNELS,
     INVALID,
     MANIFEST_SUFFIXES,
     SOURCE_CHOICES,
@@ -171,6 +173,8 @@ def _is_float(annotation: Any) -> bool:
 __all__ = [
     "BACKEND_CHOICES",
     "DEVICE_CHOICES",
+    "GEOMETRY_CHOICES",
+    "INPUT_CHANNELS",
     "MANIFEST_SUFFIXES",
     "SOURCE_CHOICES",
     "TASK_RUNNER_CHOICES",

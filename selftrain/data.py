@@ -25,16 +25,17 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from selftrain.atomic import atomic_dir, write_json, write_parquet
-from selftrain.config import DataConfig
+from selftrain.config import INPUT_CHANNELS, DataConfig
 from selftrain.errors import DataError
+from selftrain.normalization import Normalization, resolve_normalization
 from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, split_truth, write_truth
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
 # A source's rows before prepare splits the truth off (`selftrain.truth.split_truth`).
 CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN)
 CLASSES_FILE = "classes.json"
-# The side images are resized to, chosen once by prepare (`data.image_size`, or "auto")
-# and read by every later stage, so no stage recomputes it from the images.
+# The side images are resized to, chosen once by prepare (`data.image_size`, or "auto"),
+# and their channel count, read by every later stage, so no stage recomputes them.
 IMAGE_SIZE_FILE = "image_size.json"
 # data.image_size "auto" for the digits source: the 8x8 digits, upsampled 2x.
 DIGITS_IMAGE_SIZE = 16
@@ -51,6 +52,9 @@ class Dataset:
     # The recorded side images are resized to (image_size.json); None when the prepared
     # directory has no record (hand-built), see `input_size`.
     image_size: int | None = None
+    # Channels of every image the pipeline yields (image_size.json; records written
+    # before it was recorded held RGB images too).
+    channels: int = INPUT_CHANNELS
 
     @property
     def num_classes(self) -> int:
@@ -91,9 +95,15 @@ def input_size(dataset: Dataset, config: DataConfig) -> int:
     )
 
 
+def input_normalization(dataset: Dataset, config: DataConfig) -> Normalization:
+    """The per-channel mean and std every stage normalises images by (`data.mean`, `data.std`)."""
+    return resolve_normalization(config, dataset.channels)
+
+
 def write_image_size(out_dir: str | Path, image_size: int, **how: object) -> None:
-    """Record the chosen image side (and how it was chosen) beside the manifest."""
-    write_json({"image_size": int(image_size), **how}, Path(out_dir) / IMAGE_SIZE_FILE)
+    """Record the chosen image side (and how it was chosen) and the channel count beside the manifest."""
+    record = {"image_size": int(image_size), "channels": INPUT_CHANNELS, **how}
+    write_json(record, Path(out_dir) / IMAGE_SIZE_FILE)
 
 
 def digits_images() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -212,18 +222,24 @@ def load_dataset(manifest_path: str | Path) -> Dataset:
         manifest=manifest,
         class_names=class_names,
         root=manifest_path.parent.resolve(),
-        image_size=_recorded_image_size(manifest_path.parent / IMAGE_SIZE_FILE),
+        **_recorded_input_shape(manifest_path.parent / IMAGE_SIZE_FILE),
     )
 
 
-def _recorded_image_size(path: Path) -> int | None:
+def _recorded_input_shape(path: Path) -> dict[str, int]:
+    """`Dataset` fields from prepare's record: image_size (absent: no record) and channels."""
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
-        return None
+        return {}
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON: {exc}") from None
     size = record.get("image_size") if isinstance(record, dict) else None
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DataError(f"{path}: expected {{\"image_size\": <positive integer>, ...}}, got {record!r}")
-    return size
+    channels = record.get("channels", INPUT_CHANNELS)
+    if channels != INPUT_CHANNELS:
+        raise DataError(
+            f"{path}: channels is {channels!r}; the pipeline yields {INPUT_CHANNELS}-channel (RGB) images"
+        )
+    return {"image_size": size, "channels": channels}

@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from selftrain import augment as _augment, data as _data, models as _models
+from selftrain import augment as _augment, data as _data, models as _models, normalization as _normalization
 from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
-from selftrain.data import Dataset, input_size
+from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.errors import DataError
+from selftrain.normalization import IMAGENET, Normalization
 from selftrain.paths import pseudo_label_part
 from selftrain.truth import TRUTH_COLUMN
 
@@ -55,7 +56,7 @@ FINGERPRINT_KEY = b"selftrain.fingerprint"
 _PART_FORMAT = b"pseudo-label-part/1"
 # Code besides this module that shapes a part: decoding and resizing (augment), the
 # network (models), path resolution (data). A change to any of them recomputes parts.
-PREPROCESSING_CODE = (_augment.__file__, _data.__file__, _models.__file__)
+PREPROCESSING_CODE = (_augment.__file__, _data.__file__, _models.__file__, _normalization.__file__)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,19 @@ def predict_batches(
     augment: AugmentConfig,
     device: str,
     logits: bool = False,
+    normalization: Normalization = IMAGENET,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (indices (B,) into `paths`, class probabilities (B, C)) batch by batch,
-    in the order of `paths`; with `logits`, the model's raw outputs (B, C) instead."""
+    in the order of `paths`; with `logits`, the model's raw outputs (B, C) instead.
+    Images are normalised by `normalization` (`selftrain.data.input_normalization`)."""
     model.eval().to(torch_device(device))
     loader = create_loader(
-        paths, image_size=image_size, batch_size=batch_size, train=False, augment=augment
+        paths,
+        image_size=image_size,
+        batch_size=batch_size,
+        train=False,
+        augment=augment,
+        normalization=normalization,
     )
     for images, idx in loader:
         out = model(images).float()
@@ -97,6 +105,7 @@ def predict_probs(
     augment: AugmentConfig,
     device: str,
     logits: bool = False,
+    normalization: Normalization = IMAGENET,
 ) -> np.ndarray:
     """Class probabilities (N, C), row i for paths[i] (raw outputs with `logits`); for
     splits that fit in memory."""
@@ -109,6 +118,7 @@ def predict_probs(
         augment=augment,
         device=device,
         logits=logits,
+        normalization=normalization,
     ):
         if probs is None:
             probs = np.empty((len(paths), batch_probs.shape[1]), dtype=np.float32)
@@ -202,9 +212,9 @@ def shard_fingerprint(
     Args:
         teacher_digest: `model_digest` of the teacher.
         rows: the shard's pool rows (manifest order): their ids, paths and metadata.
-        params: `augment.device` and `infer.batch_size` (the keys the stage declares,
-            but `augment.num_threads` and `infer.num_shards`, which change no prediction,
-            and `data.image_size`, which `image_size` resolves).
+        params: `augment.device`, `infer.batch_size`, `data.mean` and `data.std` (the keys
+            the stage declares, but `augment.num_threads` and `infer.num_shards`, which
+            change no prediction, and `data.image_size`, which `image_size` resolves).
         image_size: the side the images are read at (prepare's record of `data.image_size`).
         code: digest of the calling stage's code; this module's own source and
             PREPROCESSING_CODE are added here.
@@ -216,6 +226,8 @@ def shard_fingerprint(
         str(image_size),
         str(params.augment.device),
         str(params.infer.batch_size),
+        repr(params.data.mean),
+        repr(params.data.std),
         source_digest(__file__, *PREPROCESSING_CODE),
         code,
         repr(list(rows.columns)),
@@ -264,6 +276,7 @@ def write_part(
             batch_size=params.infer.batch_size,
             augment=params.augment,
             device=resolve_device(params.augment.device),
+            normalization=input_normalization(dataset, params.data),
         ):
             # The part is in pool order only if the loader is; it promises to be (eval mode).
             if not np.array_equal(idx, np.arange(position, position + len(idx))):
@@ -371,4 +384,5 @@ def predict_split(
         augment=params.augment,
         device=resolve_device(params.augment.device),
         logits=logits,
+        normalization=input_normalization(dataset, params.data),
     )

@@ -41,6 +41,16 @@ Source = Literal["digits", "folders", "manifest"]
 # What a training stage learns from the unlabeled pool besides its labels: nothing,
 # which of 4 rotations was applied (SESEMI), or weak/strong-view agreement (FixMatch).
 Unlabeled = Literal["none", "rotation", "consistency"]
+# Training geometry of noised images: pad_crop (pad, crop back: a translation) or
+# random_resized_crop (a random area and aspect, resized); auto picks by architecture
+# (`selftrain.augment.resolve_geometry`).
+Geometry = Literal["auto", "pad_crop", "random_resized_crop"]
+# Channels of every image the pipeline yields: DALI decodes each source to RGB (a grey
+# image becomes 3 equal channels), which is what torchvision's architectures take.
+INPUT_CHANNELS = 3
+# data.mean / data.std: one value per channel, as fractions of the 0..255 pixel range
+# (torchvision's convention), or "auto" (`selftrain.normalization`).
+ChannelStats = tuple[StrictFloat | StrictInt, ...] | Literal["auto"]
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 # data.image_size: a side in pixels, or "auto" (prepare picks it; `selftrain.sources.image_size`).
 ImageSize = Annotated[StrictInt, Field(ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)] | Literal["auto"]
@@ -49,6 +59,7 @@ TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
 BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
 SOURCE_CHOICES: tuple[str, ...] = typing.get_args(Source)
 UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
+GEOMETRY_CHOICES: tuple[str, ...] = typing.get_args(Geometry)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 SECTIONS = ("data", "augment", "teacher", "student", "optim", "infer", "loop", "distributed", "calibration")
 
@@ -130,6 +141,10 @@ class DataConfig:
     classes: tuple[StrictStr, ...] | None = None
     # Let manifest paths resolve outside raw_dir (such files are not tracked with it).
     allow_outside_root: StrictBool = False
+    # Per-channel (R, G, B) normalisation of the inputs, in 0..1 pixel units; "auto" is
+    # ImageNet's for every source (`selftrain.normalization`).
+    mean: ChannelStats = "auto"
+    std: ChannelStats = "auto"
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -141,6 +156,22 @@ class DataConfig:
             return value
         raise invalid(f"expected an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] or 'auto', got {value!r}")
 
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _channel_values_or_auto(cls, value: Any) -> Any:
+        # One message for both branches of the union (pydantic would report each).
+        if value == "auto":
+            return value
+        numbers = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
+        if not numbers or len(value) != INPUT_CHANNELS:
+            raise invalid(
+                f"expected 'auto' or a list of {INPUT_CHANNELS} numbers (one per R, G, B channel, "
+                f"in 0..1 pixel units), got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _sources_agree(self) -> DataConfig:
         if not self.raw_dir.strip():
@@ -151,11 +182,21 @@ class DataConfig:
             raise invalid(f"expected a {' or '.join(MANIFEST_SUFFIXES)} file, got {self.manifest!r}", "manifest")
         if self.subset and self.source != "digits":
             raise invalid("only the digits source takes a subset; set it to 0", "subset")
+        _check_channel_stats(self.mean, self.std)
         if self.classes is not None:
             if self.source == "digits":
                 raise invalid("the digits source names its own classes; set it to null", "classes")
             _check_class_names(self.classes)
         return self
+
+
+def _check_channel_stats(mean: Any, std: Any) -> None:
+    if mean != "auto" and not all(0.0 <= m <= 1.0 for m in mean):
+        raise invalid(f"values are fractions of the 0..255 pixel range, in [0, 1]; got {list(mean)}", "mean")
+    if std != "auto" and not all(s > 0 for s in std):
+        raise invalid(f"every value must be > 0, got {list(std)}", "std")
+    if (mean == "auto") != (std == "auto"):
+        raise invalid("give both data.mean and data.std, or set both to 'auto'", "mean" if mean == "auto" else "std")
 
 
 def _check_class_names(names: tuple[str, ...]) -> None:
@@ -183,6 +224,10 @@ class AugmentConfig:
     crop_padding: StrictInt = Field(2, ge=0, le=64)
     flip: StrictBool = False
     num_threads: StrictInt = Field(2, ge=1, le=64)
+    # How a noised training image is framed: pad_crop (translation by crop_padding) or
+    # random_resized_crop; auto: pad_crop for resnet-s3, random_resized_crop for a
+    # named torchvision architecture.
+    geometry: Geometry = "auto"
 
 
 @dataclass(frozen=True, config=SECTION)

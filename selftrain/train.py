@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selftrain.atomic import atomic_path
-from selftrain.augment import ImageLoader, create_loader, torch_device, two_views
+from selftrain.augment import ImageLoader, create_loader, resolve_geometry, torch_device, two_views
 from selftrain.config import AugmentConfig, OptimConfig
 from selftrain.distributed import (
     SINGLE_PROCESS,
@@ -38,6 +38,7 @@ from selftrain.distributed import (
 )
 from selftrain.ema import WeightAverage
 from selftrain.errors import TrainingError
+from selftrain.normalization import IMAGENET, Normalization
 from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch, soft_cross_entropy
 from selftrain.models import count_parameters
 
@@ -93,6 +94,8 @@ class FitOptions:
     ema_decay: float = 0.0
     # The pseudo-labelled rows' weight ramps linearly from 0 to 1 over these epochs.
     pseudo_rampup_epochs: int = 0
+    # Per-channel input normalisation (`selftrain.data.input_normalization`).
+    normalization: Normalization = IMAGENET
 
 
 def seed_everything(seed: int) -> None:
@@ -154,6 +157,9 @@ def fit(
             shard_id=world.rank,
             num_shards=world.size,
             views=views,
+            normalization=options.normalization,
+            # arch: wired by the lead after issue 16's architectures land
+            geometry=resolve_geometry(options.augment.geometry, "resnet-s3"),
         )
 
     labeled_loader = loader(labeled.paths, options.batch_size, options.seed)

@@ -13,7 +13,7 @@ from torch import nn
 from selftrain.augment import resolve_device
 from selftrain.calibration import fit_temperature
 from selftrain.config import Params, StudentConfig, TeacherConfig
-from selftrain.data import Dataset, input_size
+from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
 from selftrain.errors import TrainingError
 from selftrain.infer import predict_split
@@ -78,6 +78,7 @@ def train_teacher(
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         image_size=input_size(dataset, params.data),
+        normalization=input_normalization(dataset, params.data),
         seed=params.seed,
         optim=params.optim,
         augment=params.augment,
@@ -123,6 +124,7 @@ def train_student(
         lr=generation.lr or cfg.lr,
         batch_size=cfg.batch_size,
         image_size=input_size(dataset, params.data),
+        normalization=input_normalization(dataset, params.data),
         seed=params.seed + gen,
         optim=params.optim,
         augment=params.augment,
