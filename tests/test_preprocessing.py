@@ -4,15 +4,18 @@ recorded channel count. Real DALI pipelines on the CPU over small generated RGB 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from PIL import Image
 
 from conftest import REPO_ROOT
+from selftrain import infer
 from selftrain.augment import MEAN, STD, create_loader, resolve_geometry, two_views
 from selftrain.config import AugmentConfig, DataConfig, params_from_dict
 from selftrain.data import IMAGE_SIZE_FILE, input_normalization, load_dataset, prepare_digits
@@ -195,3 +198,12 @@ def test_lists_of_three_are_accepted():
     params = params_from_dict(raw)
     assert params.data.mean == (0.5, 0.5, 0) and params.data.std == (1, 0.5, 0.25)
     assert params.augment.geometry == "random_resized_crop"
+
+
+def test_a_pseudo_label_part_is_not_reused_after_the_normalisation_changes():
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = params_from_dict(raw)
+    rows = pd.DataFrame({"item_id": ["a", "b"], "path": ["images/a.png", "images/b.png"]})
+    before = infer.shard_fingerprint("teacher", rows, params, 0, 16)
+    changed = dataclasses.replace(params, data=dataclasses.replace(params.data, mean=(0.5,) * 3, std=(0.25,) * 3))
+    assert infer.shard_fingerprint("teacher", rows, changed, 0, 16) != before
