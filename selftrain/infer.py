@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from selftrain import augment as _augment, data as _data, models as _models, normalization as _normalization
+from selftrain import augment as _augment, data as _data, models as _models
+from selftrain import normalization as _normalization, transforms as _transforms
 from selftrain.atomic import atomic_path
 from selftrain.augment import create_loader, resolve_device, torch_device
 from selftrain.config import AugmentConfig, Params
@@ -54,9 +55,11 @@ PSEUDO_LABEL_COLUMNS = (
 FINGERPRINT_KEY = b"selftrain.fingerprint"
 # Bump when a part's content changes for a reason the fingerprint cannot see.
 _PART_FORMAT = b"pseudo-label-part/1"
-# Code besides this module that shapes a part: decoding and resizing (augment), the
-# network (models), path resolution (data). A change to any of them recomputes parts.
-PREPROCESSING_CODE = (_augment.__file__, _data.__file__, _models.__file__, _normalization.__file__)
+# Code besides this module that shapes a part: decoding, resizing and normalising
+# (augment, transforms, normalization), the network (models), path resolution (data). A change to any of them recomputes parts.
+PREPROCESSING_CODE = (
+    _augment.__file__, _transforms.__file__, _data.__file__, _models.__file__, _normalization.__file__
+)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from selftrain import infer
-from selftrain.augment import MEAN, STD, create_loader, resolve_geometry, two_views
+from selftrain.augment import MEAN, STD, create_loader, two_views
 from selftrain.config import AugmentConfig, DataConfig, params_from_dict
 from selftrain.data import IMAGE_SIZE_FILE, input_normalization, load_dataset, prepare_digits
 from selftrain.errors import ConfigError, DataError
 from selftrain.normalization import IMAGENET, Normalization, resolve_normalization
+from selftrain.transforms import resolve_geometry
 
 CPU = AugmentConfig(device="cpu", num_ops=2, magnitude=9, crop_padding=2, flip=True)
 SIDE = 12
