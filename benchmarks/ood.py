@@ -88,7 +88,12 @@ def contaminate(dataset: Dataset, share: float, seed: int) -> tuple[Dataset, lis
     for item_id, image in zip(ids, images):
         Image.fromarray(image, mode="L").save(dataset.root / "images" / f"{item_id}.png")
     rows = pd.DataFrame(
-        {"item_id": ids, "path": [f"images/{i}.png" for i in ids], "split": "unlabeled", "label": pd.array([pd.NA] * n, dtype="Int64")}
+        {
+            "item_id": ids,
+            "path": [f"images/{i}.png" for i in ids],
+            "split": "unlabeled",
+            "label": pd.array([pd.NA] * n, dtype="Int64"),
+        }
     )
     manifest_path = dataset.root / "manifest.parquet"
     pd.concat([pd.read_parquet(manifest_path), rows], ignore_index=True).to_parquet(manifest_path)
@@ -144,7 +149,8 @@ def _mean_std(values: list[float | None], scale: float = 100.0) -> str:
 
 def markdown_table(records: list[dict]) -> str:
     """Per variant: seeds, best generation's test accuracy (by val), share of OOD images kept (%)."""
-    lines = ["| pool | refine.ood | seeds | best-generation test accuracy | OOD kept (best gen) |", "|---|---|---|---|---|"]
+    head = ["pool", "refine.ood", "seeds", "best-generation test accuracy", "OOD kept (best gen)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant in VARIANTS:
         rows = sorted((r for r in records if r["variant"] == variant), key=lambda r: r["seed"])
         if not rows:

@@ -44,11 +44,9 @@ def test_report_index_has_the_data_section(tmp_path):
     paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
     index = write_report(paths, paths.root / "reports", range(2))
     assert "no data/prepared/stats.json" in section_of(index.read_text(), "data")
-    stats = {
-        "splits": {"labeled": {"count": 5, "sampled": 5, "pixel_mean": 0.2, "pixel_std": 0.1,
-                               "width": {"min": 8, "median": 8.0, "max": 8}, "height": {"min": 8, "median": 8.0, "max": 8}}},
-        "shift": {},
-    }
+    side = {"min": 8, "median": 8.0, "max": 8}
+    labeled = {"count": 5, "sampled": 5, "pixel_mean": 0.2, "pixel_std": 0.1, "width": side, "height": side}
+    stats = {"splits": {"labeled": labeled}, "shift": {}}
     (paths.prepared_dir / STATS_FILE).write_text(json.dumps(stats))
     index = write_report(paths, paths.root / "reports", range(2))
     assert "data-table" in Page(index.read_text()).ids

@@ -32,7 +32,8 @@ def stats_table(stats: dict | None) -> pd.DataFrame:
     rows = []
     splits = (stats or {}).get("splits") or {}
     # The file's keys are sorted by name; rows follow the pipeline's split order.
-    for split, entry in sorted(splits.items(), key=lambda item: SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS)):
+    order = {split: i for i, split in enumerate(SPLITS)}
+    for split, entry in sorted(splits.items(), key=lambda item: order.get(item[0], len(SPLITS))):
         row = {"count": entry.get("count"), "sampled": entry.get("sampled")}
         row.update(mean=entry.get("pixel_mean"), std=entry.get("pixel_std"))
         row["shift"] = (stats.get("shift") or {}).get(split)
