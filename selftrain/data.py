@@ -37,6 +37,8 @@ CLASSES_FILE = "classes.json"
 # The side images are resized to, chosen once by prepare (`data.image_size`, or "auto"),
 # and their channel count, read by every later stage, so no stage recomputes them.
 IMAGE_SIZE_FILE = "image_size.json"
+# prepare's shift check: pixel and size statistics per split (selftrain/sources/stats.py).
+STATS_FILE = "stats.json"
 # data.image_size "auto" for the digits source: the 8x8 digits, upsampled 2x.
 DIGITS_IMAGE_SIZE = 16
 

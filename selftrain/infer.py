@@ -12,12 +12,17 @@ per batch: memory holds one batch of probabilities, never the pool's (N, C).
 A part carries a fingerprint of what made it (teacher weights, the params the
 stage reads, the shard's manifest rows, this code) in its parquet metadata; a
 part whose fingerprint matches is not computed again, any other is replaced.
+
+Each row also gets its `ood_score` (`infer.ood_score`, see `selftrain.ood`) from the
+same forward pass; a feature score first runs the teacher over the labeled rows to
+place the class centroids.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -37,6 +42,7 @@ from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.errors import DataError
 from selftrain.normalization import IMAGENET, Normalization
+from selftrain.ood import FEATURE_SCORES, Centroids, OodScorer, capture_features, reference_digest
 from selftrain.paths import pseudo_label_part
 from selftrain.truth import TRUTH_COLUMN
 
@@ -50,11 +56,12 @@ PSEUDO_LABEL_COLUMNS = (
     "margin",
     "entropy",
     "probs",
+    "ood_score",
 )
 # Parquet (schema) metadata key of a part's fingerprint.
 FINGERPRINT_KEY = b"selftrain.fingerprint"
 # Bump when a part's content changes for a reason the fingerprint cannot see.
-_PART_FORMAT = b"pseudo-label-part/1"
+_PART_FORMAT = b"pseudo-label-part/2"
 # Code besides this module that shapes a part: decoding, resizing and normalising
 # (augment, transforms, normalization), the network (models), path resolution (data). A change to any of them recomputes parts.
 PREPROCESSING_CODE = (
@@ -142,9 +149,14 @@ def summarize_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def pseudo_label_table(pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int) -> pd.DataFrame:
-    """The round's table: the contract columns first, then the pool's metadata columns."""
+def pseudo_label_table(
+    pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int, ood_score: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The round's table: the contract columns first, then the pool's metadata columns.
+    `ood_score` (N,) is null when not given (a table made from probabilities alone)."""
     summary = summarize_probs(probs)
+    if ood_score is None:
+        ood_score = np.full(len(pool), np.nan)
     table = pd.DataFrame(
         {
             "item_id": pool["item_id"].to_numpy(),
@@ -153,6 +165,7 @@ def pseudo_label_table(pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int) 
             **summary,
             # object dtype even for zero rows: Arrow then types it as list<double>.
             "probs": pd.Series(list(probs.astype(np.float64)), dtype=object),
+            "ood_score": np.asarray(ood_score, dtype=np.float64),
         }
     )
     extra = [c for c in pool.columns if c not in table.columns and c != "split"]
@@ -173,6 +186,7 @@ def pseudo_label_schema(pool: pd.DataFrame) -> pa.Schema:
         "margin": pa.float64(),
         "entropy": pa.float64(),
         "probs": pa.list_(pa.float64()),
+        "ood_score": pa.float64(),
     }
     fields = [
         pa.field(name, computed[name]) if name in computed else pool_types.field(name)
@@ -208,7 +222,13 @@ def source_digest(*files: str | Path) -> str:
 
 
 def shard_fingerprint(
-    teacher_digest: str, rows: pd.DataFrame, params: Params, teacher_gen: int, image_size: int, code: str = ""
+    teacher_digest: str,
+    rows: pd.DataFrame,
+    params: Params,
+    teacher_gen: int,
+    image_size: int,
+    code: str = "",
+    ood: str = "",
 ) -> str:
     """Identity of a part: what DVC tracks for the infer stage, narrowed to one shard.
 
@@ -221,6 +241,8 @@ def shard_fingerprint(
         image_size: the side the images are read at (prepare's record of `data.image_size`).
         code: digest of the calling stage's code; this module's own source and
             PREPROCESSING_CODE are added here.
+        ood: `selftrain.ood.reference_digest` of the score (`infer.ood_score` and the
+            labeled rows its centroids come from).
     """
     digest = hashlib.sha256(_PART_FORMAT)
     for part in (
@@ -233,6 +255,7 @@ def shard_fingerprint(
         repr(params.data.std),
         source_digest(__file__, *PREPROCESSING_CODE),
         code,
+        ood,
         repr(list(rows.columns)),
     ):
         digest.update(part.encode() + b"\0")
@@ -259,6 +282,7 @@ def write_part(
     teacher_gen: int,
     fingerprint: str,
     path: str | Path,
+    scorer: OodScorer,
 ) -> None:
     """Predict `rows` and stream their table into the parquet file `path`, atomically:
     one row group per batch, the fingerprint in the file's metadata."""
@@ -272,23 +296,61 @@ def write_part(
             writer.write_table(pa.Table.from_pandas(empty, schema=schema, preserve_index=False))
             return
         position = 0
-        for idx, probs in predict_batches(
-            model,
-            dataset.resolve(rows["path"]),
-            image_size=input_size(dataset, params.data),
-            batch_size=params.infer.batch_size,
-            augment=params.augment,
-            device=resolve_device(params.augment.device),
-            normalization=input_normalization(dataset, params.data),
-        ):
+        for idx, probs, ood_score in predict_scored(model, dataset, rows, params, scorer):
             # The part is in pool order only if the loader is; it promises to be (eval mode).
             if not np.array_equal(idx, np.arange(position, position + len(idx))):
                 raise DataError(f"{path}: the loader returned rows out of order at row {position}")
             position += len(idx)
-            batch = pseudo_label_table(rows.iloc[idx], probs, teacher_gen)
+            batch = pseudo_label_table(rows.iloc[idx], probs, teacher_gen, ood_score)
             writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
         if position != len(rows):
             raise DataError(f"{path}: the loader returned {position} of {len(rows)} rows")
+
+
+def predict_scored(
+    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, scorer: OodScorer
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (indices (B,) into `rows`, probabilities (B, C), ood scores (B,)) batch by
+    batch from one forward pass; the probabilities are those `predict_batches` gives."""
+    with capture_features(model) if scorer.needs_features else nullcontext() as capture:
+        for idx, logits in _batches(model, dataset, rows, params):
+            probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+            yield idx, probs, scorer.score(logits, capture.features if capture else None)
+
+
+def fit_ood_scorer(model: nn.Module, dataset: Dataset, params: Params) -> OodScorer:
+    """The `infer.ood_score` scorer; a feature score first places the class centroids from
+    the teacher's penultimate features of the labeled rows."""
+    kind = params.infer.ood_score
+    if kind not in FEATURE_SCORES:
+        return OodScorer(kind)
+    labeled = dataset.labeled()
+    if labeled.empty:
+        raise DataError(f"infer.ood_score: {kind!r} needs labeled rows to place the class centroids; none")
+    features: np.ndarray | None = None
+    with capture_features(model) as capture:
+        for idx, _ in _batches(model, dataset, labeled, params):
+            if features is None:
+                features = np.empty((len(labeled), capture.features.shape[1]), dtype=np.float64)
+            features[idx] = capture.features
+    labels = labeled["label"].to_numpy(dtype=np.int64)
+    return OodScorer(kind, Centroids.fit(features, labels, dataset.num_classes))
+
+
+def _batches(
+    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(indices (B,) into `rows`, calibrated logits (B, C)) per batch, unnoised."""
+    return predict_batches(
+        model,
+        dataset.resolve(rows["path"]),
+        image_size=input_size(dataset, params.data),
+        batch_size=params.infer.batch_size,
+        augment=params.augment,
+        device=resolve_device(params.augment.device),
+        normalization=input_normalization(dataset, params.data),
+        logits=True,
+    )
 
 
 def infer_pool(
@@ -302,6 +364,7 @@ def infer_pool(
     shard_ids: Sequence[int] | None = None,
     code: str = "",
     on_shard: Callable[[ShardResult], None] | None = None,
+    scorer: OodScorer | None = None,
 ) -> list[ShardResult]:
     """Write the teacher's unnoised predictions over the unlabeled pool as parts of `out_dir`.
 
@@ -312,6 +375,8 @@ def infer_pool(
             files of interrupted runs), leaving exactly the round's table.
         code: digest of the calling stage's code, part of each fingerprint.
         on_shard: called with each ShardResult as soon as its shard is done.
+        scorer: the ood scorer (`fit_ood_scorer`); fitted here, once a part is to be
+            written, if not given.
 
     A shard whose part already holds the same fingerprint is not computed again.
     """
@@ -324,17 +389,19 @@ def infer_pool(
     wanted = range(num_shards) if shard_ids is None else shard_ids
     schema = pseudo_label_schema(pool)
     teacher_digest = model_digest(model)
+    ood = reference_digest(params.infer.ood_score, dataset.labeled())
     results = []
     for shard_id in wanted:
         start, end = shard_range(len(pool), shard_id, num_shards)
         rows = pool.iloc[start:end]
         fingerprint = shard_fingerprint(
-            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code
+            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code, ood
         )
         path = pseudo_label_part(out_dir, shard_id)
         written = part_fingerprint(path) != fingerprint
         if written:
-            write_part(model, dataset, rows, schema, params, teacher_gen, fingerprint, path)
+            scorer = scorer or fit_ood_scorer(model, dataset, params)
+            write_part(model, dataset, rows, schema, params, teacher_gen, fingerprint, path, scorer)
         result = ShardResult(shard_id=shard_id, rows=end - start, written=written)
         results.append(result)
         if on_shard:
@@ -360,17 +427,24 @@ def remove_stray_files(out_dir: str | Path, num_shards: int) -> list[Path]:
     return removed
 
 
-def val_prediction_table(model: nn.Module, dataset: Dataset, params: Params, teacher_gen: int) -> pd.DataFrame:
+def val_prediction_table(
+    model: nn.Module, dataset: Dataset, params: Params, teacher_gen: int, scorer: OodScorer | None = None
+) -> pd.DataFrame:
     """The teacher's unnoised predictions over the val split, as a pseudo-label table plus
-    the val truth (`TRUTH_COLUMN`): what refine measures each rule's precision on.
-    A `Calibrated` model gives calibrated probabilities, as on the pool."""
+    the val truth (`TRUTH_COLUMN`): what refine measures each rule's precision on, and
+    the reference scores of `refine.ood.quantile`. A `Calibrated` model gives calibrated
+    probabilities, as on the pool; `scorer` is fitted here if not given."""
     val = dataset.rows("val")
     rows = val.drop(columns=["label"])
-    if val.empty:
-        probs = np.empty((0, dataset.num_classes), dtype=np.float64)
-    else:
-        probs = predict_split(model, dataset, val, params)
-    table = pseudo_label_table(rows, probs, teacher_gen)
+    probs = np.empty((0, dataset.num_classes), dtype=np.float64)
+    ood_score = np.empty(0)
+    if not val.empty:
+        scorer = scorer or fit_ood_scorer(model, dataset, params)
+        probs = np.empty((len(val), dataset.num_classes), dtype=np.float32)
+        ood_score = np.empty(len(val))
+        for idx, batch_probs, batch_scores in predict_scored(model, dataset, val, params, scorer):
+            probs[idx], ood_score[idx] = batch_probs, batch_scores
+    table = pseudo_label_table(rows, probs, teacher_gen, ood_score)
     table[TRUTH_COLUMN] = pd.array(val["label"].to_numpy(), dtype="Int64")
     return table
 

@@ -34,6 +34,8 @@ from selftrain.errors import ConfigError
 
 Device = Literal["auto", "gpu", "cpu"]
 TaskRunner = Literal["thread", "dask"]
+# The out-of-distribution score infer writes per row (selftrain/ood.py says what each is).
+OodScore = Literal["max_prob", "energy", "mahalanobis", "cosine"]
 # auto: NCCL when training on GPUs, else gloo.
 Backend = Literal["auto", "gloo", "nccl"]
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
@@ -56,6 +58,7 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 ImageSize = Annotated[StrictInt, Field(ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)] | Literal["auto"]
 DEVICE_CHOICES: tuple[str, ...] = typing.get_args(Device)
 TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
+OOD_SCORE_CHOICES: tuple[str, ...] = typing.get_args(OodScore)
 BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
 SOURCE_CHOICES: tuple[str, ...] = typing.get_args(Source)
 UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
@@ -306,6 +309,9 @@ class InferConfig:
     # "dask": the cluster at dask_address or $SELFTRAIN_DASK_ADDRESS, else a local one).
     task_runner: TaskRunner = "thread"
     dask_address: StrictStr | None = None
+    # The `ood_score` column of the pool and val tables. Here, not under refine.ood: infer
+    # computes it, so a change reruns infer@k; refine.ood's threshold reruns refine@k only.
+    ood_score: OodScore = "energy"
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -15,6 +15,9 @@ def add_commands(commands, parents: list[argparse.ArgumentParser]) -> None:
     inspect.add_argument("--wide", action="store_true", help="every column (default: the ones that fit 80 columns)")
     inspect.add_argument("--json", action="store_true", help="every table, every column, as JSON on stdout")
     inspect.add_argument("--item", help="one item's history across rounds")
+    inspect.add_argument(
+        "--data", action="store_true", help="prepare's shift check: pixel statistics and image sides per split"
+    )
     inspect.set_defaults(handler=inspect_rounds)
 
 
@@ -23,10 +26,19 @@ def inspect_rounds(args: argparse.Namespace) -> int:
 
     from selftrain.inspection.history import item_history
     from selftrain.inspection.tables import compare_rounds, round_summary
-    from selftrain.inspection.terminal import render_summary, tables_json
+    from selftrain.inspection.terminal import render_summary, render_table, tables_json
     from selftrain.paths import ProjectPaths
 
     paths = ProjectPaths(Path(args.project_dir))
+    if args.data:
+        from selftrain.inspection.data_stats import TITLE, read_stats, stats_table
+
+        frame = stats_table(read_stats(paths.prepared_dir))
+        if args.json:
+            print(tables_json({"data": frame}))
+        else:
+            render_table(frame, TITLE, Console())
+        return 0
     if args.item:
         tables = {f"item {args.item}": item_history(paths, args.item)}
     elif args.compare:
@@ -35,7 +47,7 @@ def inspect_rounds(args: argparse.Namespace) -> int:
     elif args.gen is not None:
         tables = round_summary(paths, args.gen)
     else:
-        raise ConfigError("inspect needs --gen K, --compare J K or --item ID")
+        raise ConfigError("inspect needs --gen K, --compare J K, --item ID or --data")
     if args.json:
         print(tables_json(tables))
     else:

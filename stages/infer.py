@@ -12,7 +12,7 @@ from selftrain.atomic import write_parquet
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.errors import ConfigError
-from selftrain.infer import infer_pool, source_digest, val_prediction_table
+from selftrain.infer import fit_ood_scorer, infer_pool, source_digest, val_prediction_table
 from selftrain.models import load_model
 from stages.common import parser, run
 
@@ -52,6 +52,8 @@ def main(argv=None):
         raise ConfigError(f"--shard-id: must be in [0, {num_shards}), got {args.shard_id}")
     dataset = load_dataset(args.manifest)
     model, header = load_model(args.teacher, dataset.class_names)
+    # Fitted once for the pool and val (a feature score runs the teacher over the labeled rows).
+    scorer = fit_ood_scorer(model, dataset, params)
 
     def report(shard):
         what = "written" if shard.written else "already written by this teacher, kept"
@@ -67,11 +69,12 @@ def main(argv=None):
         shard_ids=None if args.shard_id is None else [args.shard_id],
         code=source_digest(__file__),
         on_shard=report,
+        scorer=scorer,
     )
     rows = sum(r.rows for r in results)
     print(f"infer@{args.gen}: {rows} rows in {len(results)} shard(s) from teacher gen {header.generation}")
     if args.val_predictions and args.shard_id is None:
-        val = val_prediction_table(model, dataset, params, header.generation)
+        val = val_prediction_table(model, dataset, params, header.generation, scorer)
         write_parquet(val, args.val_predictions)
         print(f"infer@{args.gen}: {len(val)} val predictions written to {args.val_predictions}")
 

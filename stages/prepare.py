@@ -1,9 +1,10 @@
-"""prepare: build the manifest and the canary truth file from data.source (embedded digits, folders, or a manifest file)."""
+"""prepare: build the manifest, the canary truth file and the shift check (stats.json) from data.source (embedded digits, folders, or a manifest file)."""
 
 import sys
 
 from selftrain.config import load_params
 from selftrain.sources import SKIPPED_FILE, prepare_source, small_val_warning
+from selftrain.sources.stats import write_stats
 from stages.common import parser, run
 
 
@@ -15,6 +16,8 @@ def main(argv=None):
     prepared = prepare_source(args.out_dir, params.data, params.seed)
     counts = prepared.dataset.manifest["split"].value_counts().to_dict()
     print(f"prepare: {len(prepared.dataset.manifest)} items, splits {counts}")
+    stats = write_stats(prepared.dataset, args.out_dir, params.seed)
+    print(f"prepare: pixel and size statistics per split (shift check) in {stats}")
     warning = small_val_warning(prepared.dataset, params.data)
     if warning:
         print(warning, file=sys.stderr)

@@ -9,8 +9,14 @@ import torch
 from conftest import REPO_ROOT
 from selftrain.config import DataConfig, load_params
 from selftrain.data import prepare_digits
-from selftrain.infer import PSEUDO_LABEL_COLUMNS, pseudo_label_table, summarize_probs, val_prediction_table
-from selftrain.models import Calibrated
+from selftrain.infer import (
+    PSEUDO_LABEL_COLUMNS,
+    infer_pool,
+    pseudo_label_table,
+    summarize_probs,
+    val_prediction_table,
+)
+from selftrain.models import Calibrated, create_model
 from selftrain.truth import TRUTH_COLUMN
 
 
@@ -60,3 +66,41 @@ def test_val_predictions_are_calibrated_and_carry_the_val_truth(tmp_path):
     expected = np.exp(0.5) / (np.exp(0.5) + dataset.num_classes - 1)
     assert np.allclose(table["confidence"], expected)
     assert list(table.columns[: len(PSEUDO_LABEL_COLUMNS)]) == list(PSEUDO_LABEL_COLUMNS)
+
+
+
+def ood_params(kind):
+    return load_params(REPO_ROOT / "params.yaml", overrides=["augment.device=cpu", f"infer.ood_score={kind}"])
+
+
+def test_infer_writes_the_calibrated_logit_scores(tmp_path):
+    dataset = prepare_digits(tmp_path / "prepared", DataConfig(subset=200, labeled_fraction=0.2), seed=0)
+    model = Calibrated(FixedLogits(dataset.num_classes), 4.0)
+    others = dataset.num_classes - 1
+    # Calibrated logits: 2 / 4 on class 0, 0 elsewhere.
+    expected = {"energy": -np.log(np.exp(0.5) + others), "max_prob": 1 - np.exp(0.5) / (np.exp(0.5) + others)}
+    for kind, value in expected.items():
+        infer_pool(model, dataset, ood_params(kind), 0, tmp_path / kind, num_shards=2)
+        pool = pd.read_parquet(tmp_path / kind)
+        assert len(pool) == len(dataset.unlabeled())
+        assert np.allclose(pool["ood_score"], value), kind
+        val = val_prediction_table(model, dataset, ood_params(kind), 0)
+        assert np.allclose(val["ood_score"], value) and len(val) == len(dataset.rows("val")), kind
+
+
+def test_infer_writes_feature_scores_and_a_new_kind_redoes_the_parts(tmp_path):
+    dataset = prepare_digits(tmp_path / "prepared", DataConfig(subset=200, labeled_fraction=0.3), seed=0)
+    torch.manual_seed(0)
+    model = Calibrated(create_model(8, 1, 0.0, 0.0, dataset.num_classes), 2.0)
+    out = tmp_path / "pool"
+    scores = {}
+    for kind in ("mahalanobis", "cosine"):
+        (result,) = infer_pool(model, dataset, ood_params(kind), 0, out, num_shards=1)
+        assert result.written, f"{kind}: the part of the other kind was kept"
+        scores[kind] = pd.read_parquet(out)["ood_score"].to_numpy()
+        assert np.isfinite(scores[kind]).all() and (scores[kind] >= 0).all(), kind
+        val = val_prediction_table(model, dataset, ood_params(kind), 0)
+        assert np.isfinite(val["ood_score"]).all(), kind
+    assert (scores["cosine"] <= 2).all() and not np.allclose(scores["mahalanobis"], scores["cosine"])
+    (again,) = infer_pool(model, dataset, ood_params("cosine"), 0, out, num_shards=1)
+    assert not again.written

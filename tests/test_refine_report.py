@@ -44,7 +44,7 @@ def test_report_has_no_truth_sections_without_truth():
     report = full_run(rich_table()).report
     assert "accuracy" not in report
     assert all("precision" not in r for r in report["rules"])
-    assert report["order"] == ["island-to-dresser", "trust", "very-low", "wide-lamps", "threshold", "margin", "entropy", "agreement", "balance"]
+    assert report["order"] == ["island-to-dresser", "trust", "very-low", "wide-lamps", "ood", "threshold", "margin", "entropy", "agreement", "balance"]
     json.dumps(report, allow_nan=False)
 
 

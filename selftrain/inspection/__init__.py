@@ -12,5 +12,6 @@ means rule hits are counted from the table itself.
 - `tables`: the summary tables of a round, and two rounds side by side;
 - `rule_hits`, `flips`, `canary`: the tables about rules, prediction flips, ground truth;
 - `history`: one item across rounds;
+- `data_stats`: prepare's shift check (stats.json), a row per split;
 - `cells`, `terminal`: table cells as text, and the tables printed with rich.
 """

@@ -18,6 +18,7 @@ Schema (defaults in brackets)::
       rules: []                  # [[]] ordered rules, see below
       min_rule_precision: null   # [null] in [0, 1]: a rule whose precision on the val
                                  #   split is below it is reported and skipped (`val_check`)
+      ood: {enabled: false}      # drop out-of-distribution rows (`selftrain.refine.ood_config`)
 
 A rule is ``{name, when, <actions>, description?}`` or ``{name, plugin, description?}``.
 Actions: ``drop: true``, ``relabel: <class>``, ``weight: <factor>`` (scales the
@@ -46,10 +47,11 @@ from selftrain.refine.conditions import (
     parse_condition,
     resolve_class,
 )
+from selftrain.refine.ood_config import OodConfig, parse_ood_config
 
 # Built-in rules, in the order they run after the user's rules; their names are
 # reserved so every row's `rules` list and the report stay unambiguous.
-BUILTIN_NAMES = ("threshold", "margin", "entropy", "agreement", "balance")
+BUILTIN_NAMES = ("ood", "threshold", "margin", "entropy", "agreement", "balance")
 ACTIONS = ("drop", "relabel", "weight", "keep", "threshold")
 RULE_KEYS = ("name", "description", "when", "plugin")
 SECTION_KEYS = (
@@ -64,6 +66,7 @@ SECTION_KEYS = (
     "group_by",
     "rules",
     "min_rule_precision",
+    "ood",
 )
 BALANCE_KEYS = ("enabled", "per_class")
 # Columns a rule or group_by can never read: the list of probabilities has no scalar order.
@@ -122,6 +125,7 @@ class RefineConfig:
     rules: tuple[Rule, ...] = ()
     # None: every rule applies; else a rule below this precision on val is skipped.
     min_rule_precision: float | None = None
+    ood: OodConfig = OodConfig()
 
     @property
     def num_classes(self) -> int:
@@ -196,6 +200,7 @@ def parse_refine_config(
         extra_columns=extra,
         rules=rules,
         min_rule_precision=min_rule_precision,
+        ood=parse_ood_config(raw.get("ood")),
     )
 
 

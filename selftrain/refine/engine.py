@@ -7,7 +7,7 @@ Order of application (each step sees what the previous ones did):
 2. the user's ``refine.rules``, in params order (condition rules and plug-ins), so
    a relabel happens before the per-class threshold of the new class is applied,
    and ``keep`` can protect rows from the built-in filters;
-3. built-in filters: ``threshold`` (confidence below the threshold of the row's
+3. built-in filters: ``ood`` (ood_score above ``refine.ood``'s threshold), ``threshold`` (confidence below the threshold of the row's
    current label: a rule's override, else ``class_thresholds``, else ``threshold``),
    ``margin``, ``entropy``, ``agreement`` (pred differs from prev_pred; rows with no
    previous prediction are not judged);
@@ -47,6 +47,7 @@ from selftrain.refine.inputs import (
     previous_columns,
     without_truth,
 )
+from selftrain.refine.ood import apply_ood
 from selftrain.refine.output import refined_table, training_targets
 from selftrain.refine.plugins import apply_plugin
 from selftrain.refine.report import RuleStats, build_report
@@ -103,6 +104,7 @@ def refine(pseudo_labels: pd.DataFrame, config: RefineConfig, context: RefineCon
             stats.append(apply_plugin(rule, base, state, plugin_context, config.num_classes))
         else:
             stats.append(_apply_rule(rule, base, state, group_codes, n_groups))
+    stats.append(apply_ood(config.ood, base, state))
     confidence = base["confidence"].to_numpy(dtype=np.float64)
     stats.append(apply_threshold(config, confidence, state))
     margin = base["margin"].to_numpy(dtype=np.float64)

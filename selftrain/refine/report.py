@@ -39,6 +39,7 @@ import pandas as pd
 from selftrain.errors import DataError
 from selftrain.refine.conditions import TRUTH_COLUMN
 from selftrain.refine.config import RefineConfig
+from selftrain.refine.ood_config import ood_settings
 
 if TYPE_CHECKING:  # val_check runs the engine, which imports this module
     from selftrain.refine.val_check import ValCheck
@@ -167,6 +168,7 @@ def _settings(config: RefineConfig, stats: list[RuleStats]) -> dict[str, Any]:
         },
         "group_by": config.group_by,
         "min_rule_precision": config.min_rule_precision,
+        "ood": ood_settings(config.ood),
     }
 
 

@@ -13,6 +13,7 @@ from selftrain.errors import ConfigError, DataError
 from selftrain.refine.config import parse_refine_config
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
+from selftrain.refine.ood_config import resolve_threshold
 from selftrain.refine.report import add_val_check
 from selftrain.refine.val_check import check_rules_on_val
 from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
@@ -49,10 +50,12 @@ def refine_round(
     table = with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None)
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
-    if val_predictions is None:
+    val = None if val_predictions is None else _read_val_predictions(val_predictions, gen)
+    config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
+    if val is None:
         result = refine(table, config, context)
     else:
-        check = check_rules_on_val(_read_val_predictions(val_predictions, gen), config, gen)
+        check = check_rules_on_val(val, config, gen)
         result = refine(table, dataclasses.replace(config, rules=check.applied), context)
         result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
     return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from selftrain.atomic import atomic_dir
 from selftrain.data import TRUTH_COLUMN
+from selftrain.inspection.data_stats import read_stats, stats_table
 from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
 from selftrain.inspection.tables import summarize_round
 from selftrain.inspection.views import kept_mask
@@ -48,7 +49,7 @@ ROUND_SECTIONS = (
     "rule-drops",
     "rule-relabels",
 )
-INDEX_SECTIONS = ("generations", "rounds", "confidence-overview")
+INDEX_SECTIONS = ("generations", "rounds", "confidence-overview", "data")
 
 
 def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> Path:
@@ -77,11 +78,13 @@ def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence
 def index_page(
     paths: ProjectPaths, generations: Sequence[int], rounds: Sequence[int], summaries: dict[int, Summary]
 ) -> str:
-    """index.html: the per-generation curve and table, links to rounds, confidence per round."""
+    """index.html: the per-generation curve and table, links to rounds, confidence per round,
+    the data per split."""
     body = (
         section_html("generations", "Accuracy per generation", _generations_body(paths, generations))
         + section_html("rounds", "Rounds", _rounds_body(rounds, summaries))
         + section_html("confidence-overview", "Confidence per round", _confidence_overview_body(paths, rounds))
+        + section_html("data", "Data per split (shift check)", _data_body(paths))
     )
     return page_html("Self-training report", nav_html(rounds, None), body)
 
@@ -116,6 +119,17 @@ def _confidence_overview_body(paths: ProjectPaths, rounds: Sequence[int]) -> str
         return note_html("no confidence column in any round")
     figure = confidence_overview_figure(histograms)
     return figure_html(figure, "teacher confidence per round", "confidence-overview-figure")
+
+
+def _data_body(paths: ProjectPaths) -> str:
+    table = stats_table(read_stats(paths.prepared_dir))
+    if table.empty:
+        return note_html("no data/prepared/stats.json (written by prepare)")
+    caption = (
+        "Pixel mean/std (RGB in [0, 1]) and image sides as stored, per split; shift: the split's pixel "
+        "mean minus the labeled images', in labeled standard deviations (sampled: images measured)"
+    )
+    return table_html(table, caption, "data-table")
 
 
 def round_page(data: RoundData, summary: Summary, rounds: Sequence[int], images: ImageEncoder) -> str:

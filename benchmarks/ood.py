@@ -1,0 +1,209 @@
+"""OOD benchmark: digits whose unlabeled pool holds 20% images of no digit, with and without refine.ood.
+
+The out-of-distribution images are built from data that ships here, four kinds in
+equal shares, each an 8x8 greyscale image in the digits' 0..16 ink range (stored as
+the digits are, scaled to 0..255):
+
+- ``photo``: tiles of scikit-learn's two sample photos (`load_sample_images`: a temple
+  and a flower), random 32..96 px squares, greyscale, downscaled to 8x8;
+- ``inverted``: digits with ink and paper swapped (16 - x);
+- ``noise``: uniform noise over 0..16;
+- ``blank``: one random grey level over the whole image.
+
+Per seed, three runs of the same split and initialisation: ``clean`` (no OOD images),
+``contaminated`` (refine.ood off, the shipped params) and ``filtered`` (refine.ood on,
+`--score`, `--quantile` of val's scores). A record per run holds, per generation, the
+share of the OOD images kept as pseudo-labels and the test/val accuracy; the table
+gives the best generation by val. The loop runs in-process as in `benchmarks.accuracy`
+(its helpers); the OOD ids are known here only, never to the library.
+
+Example::
+
+    OMP_NUM_THREADS=1 nice -n 19 python -m benchmarks.ood --seeds 0 1 2 --generations 2 --out ood_records.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from benchmarks.accuracy import build_params, predict_pool
+from selftrain.config import Params, read_raw_params
+from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
+from selftrain.evaluate import evaluate_model
+from selftrain.infer import val_prediction_table
+from selftrain.refine import RefineContext, parse_refine_config, refine
+from selftrain.refine.ood_config import resolve_threshold
+from selftrain.trainers import train_student, train_teacher
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("photo", "inverted", "noise", "blank")
+VARIANTS = ("clean", "contaminated", "filtered")
+
+
+def ood_images(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """n OOD images (n, 8, 8) uint8 on the digits' scale, and the kind of each (KINDS in turn)."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(Image.fromarray(p).convert("L")) for p in load_sample_images().images]
+    digits, _, _ = digits_images()
+    images, kinds = [], []
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        if kind == "photo":
+            photo = photos[rng.integers(len(photos))]
+            side = int(rng.integers(32, 97))
+            top, left = (int(rng.integers(0, s - side)) for s in photo.shape)
+            tile = Image.fromarray(photo[top : top + side, left : left + side]).resize((8, 8), Image.BILINEAR)
+            ink = np.rint(np.asarray(tile, dtype=np.float64) * 16 / 255)  # 0..16, as the digits
+        elif kind == "inverted":
+            ink = 16 - np.rint(digits[rng.integers(len(digits))].astype(np.float64) * 16 / 255)
+        elif kind == "noise":
+            ink = rng.integers(0, 17, (8, 8)).astype(np.float64)
+        else:
+            ink = np.full((8, 8), float(rng.integers(0, 17)))
+        images.append(np.clip(np.rint(ink * 255 / 16), 0, 255).astype(np.uint8))
+        kinds.append(kind)
+    return np.stack(images), kinds
+
+
+def contaminate(dataset: Dataset, share: float, seed: int) -> tuple[Dataset, list[str]]:
+    """Add OOD images to the unlabeled pool so they are `share` of it; return the dataset and their ids.
+    They have no truth: the canary accuracy stays that of the digits."""
+    pool = int((dataset.manifest["split"] == "unlabeled").sum())
+    n = round(pool * share / (1 - share))
+    images, kinds = ood_images(n, seed)
+    ids = [f"ood-{kind}-{i:05d}" for i, kind in enumerate(kinds)]
+    for item_id, image in zip(ids, images):
+        Image.fromarray(image, mode="L").save(dataset.root / "images" / f"{item_id}.png")
+    rows = pd.DataFrame(
+        {
+            "item_id": ids,
+            "path": [f"images/{i}.png" for i in ids],
+            "split": "unlabeled",
+            "label": pd.array([pd.NA] * n, dtype="Int64"),
+        }
+    )
+    manifest_path = dataset.root / "manifest.parquet"
+    pd.concat([pd.read_parquet(manifest_path), rows], ignore_index=True).to_parquet(manifest_path)
+    return load_dataset(manifest_path), ids
+
+
+def run_variant(params: Params, variant: str, share: float, log) -> dict:
+    """Teacher and generations 1..N on the clean or contaminated pool; OOD kept share per round."""
+    with tempfile.TemporaryDirectory(prefix="selftrain-ood-") as tmp:
+        work = Path(tmp)
+        dataset = prepare_digits(work / "prepared", params.data, params.seed)
+        ood_ids: list[str] = []
+        if variant != "clean":
+            dataset, ood_ids = contaminate(dataset, share, params.seed)
+        config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
+        model, header, _ = train_teacher(dataset, params)
+        metrics, _ = evaluate_model(model, header, dataset, params)
+        record = {"teacher": metrics["accuracy"], "ood_rows": len(ood_ids), "generations": []}
+        previous = None
+        for gen in range(1, params.num_generations + 1):
+            pseudo_labels = predict_pool(model, header, dataset, params, work, gen)
+            val = val_prediction_table(model, dataset, params, header.generation) if config.ood.enabled else None
+            round_config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
+            result = refine(pseudo_labels, round_config, RefineContext(dataset.class_names, gen, previous))
+            previous = pseudo_labels
+            kept_ids = set(result.table.loc[result.table["kept"], "item_id"])
+            model, header, _ = train_student(dataset, result.table, params, gen)
+            metrics, _ = evaluate_model(model, header, dataset, params)
+            entry = {
+                "gen": gen,
+                "test_accuracy": metrics["accuracy"],
+                "val_accuracy": metrics.get("val", {}).get("accuracy"),
+                "kept": len(kept_ids),
+                "ood_kept_share": len(kept_ids & set(ood_ids)) / len(ood_ids) if ood_ids else None,
+                "ood_threshold": round_config.ood.threshold,
+            }
+            record["generations"].append(entry)
+            log(f"  {variant} gen {gen}: test {entry['test_accuracy']:.4f}, OOD kept {entry['ood_kept_share']}")
+        return record
+
+
+def _best(record: dict) -> dict:
+    return max(record["generations"], key=lambda g: (g["val_accuracy"] or 0.0, -g["gen"]))
+
+
+def _mean_std(values: list[float | None], scale: float = 100.0) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values) * scale:.1f} ± {std:.1f}"
+
+
+def markdown_table(records: list[dict]) -> str:
+    """Per variant: seeds, best generation's test accuracy (by val), share of OOD images kept (%)."""
+    head = ["pool", "refine.ood", "seeds", "best-generation test accuracy", "OOD kept (best gen)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for variant in VARIANTS:
+        rows = sorted((r for r in records if r["variant"] == variant), key=lambda r: r["seed"])
+        if not rows:
+            continue
+        best = [_best(r) for r in rows]
+        setting = "off" if variant != "filtered" else f"{rows[0]['score']}, quantile {rows[0]['quantile']}"
+        cells = [variant, setting, ",".join(str(r["seed"]) for r in rows)]
+        cells += [_mean_std([b["test_accuracy"] for b in best]), _mean_std([b["ood_kept_share"] for b in best])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (split, init, OOD images)")
+    p.add_argument("--generations", type=int, default=2, help="student generations 1..N from params.yaml")
+    p.add_argument("--fraction", type=float, default=0.05, help="labeled share of the non-test digits")
+    p.add_argument("--share", type=float, default=0.2, help="share of the contaminated pool that is OOD")
+    p.add_argument("--score", default="mahalanobis", help="infer.ood_score of the filtered runs")
+    p.add_argument("--quantile", type=float, default=0.95, help="refine.ood.quantile of the filtered runs")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="runs per seed")
+    p.add_argument("-S", dest="overrides", action="append", default=[], help="KEY=VALUE params override for every run")
+    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="JSON file the records are appended to (move it under benchmarks/results/ once BENCHMARKS.md's "
+        "table is built from it)",
+    )
+    args = p.parse_args(argv)
+    raw = read_raw_params(args.params)
+    filtered = (f"infer.ood_score={args.score}", "refine.ood.enabled=true", f"refine.ood.quantile={args.quantile}")
+    out = Path(args.out)
+    records = json.loads(out.read_text()) if out.exists() else []
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    for seed in args.seeds:
+        for variant in args.variants:
+            overrides = (*args.overrides, *(filtered if variant == "filtered" else ()))
+            params = build_params(raw, args.fraction, seed, args.generations, overrides)
+            log(f"{variant} seed={seed} overrides={list(overrides)}")
+            record = run_variant(params, variant, args.share, log)
+            record.update(
+                variant=variant, seed=seed, fraction=args.fraction, share=args.share, score=args.score,
+                quantile=args.quantile, overrides=list(overrides),
+                date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+            key = lambda r: (r["variant"], r["seed"], r["fraction"], r["share"])  # noqa: E731
+            records = [r for r in records if key(r) != key(record)] + [record]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(records, indent=1))
+    print(markdown_table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
