@@ -87,8 +87,8 @@ def _flips(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict
         raise DataError("--by flips: this round has no previous round's predictions to compare with")
     before = rows["item_id"].map(previous)
     pred = rows["pred"].to_numpy(dtype=np.int64)
-    flipped = before.notna().to_numpy(bool)
-    flipped[flipped] = before[flipped].to_numpy(dtype=np.int64) != pred[flipped]
+    known = before.notna().to_numpy(bool)
+    flipped = known & (before.to_numpy(dtype=np.float64, na_value=np.nan) != pred)
     candidates = np.flatnonzero(flipped)
     confidence = rows["confidence"].to_numpy(dtype=np.float64)
     order = candidates[np.lexsort((candidates, confidence[candidates]))].tolist()
