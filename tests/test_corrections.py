@@ -110,3 +110,50 @@ def test_corrections_precision_is_judged_against_the_canary():
     precision = result.report["rules"][0]["precision"]["relabel"]
     assert (precision["right"], precision["judged"]) == (1, 2)
     assert np.isclose(result.report["accuracy"]["after"], 0.5)
+
+
+# --- under real DVC: an edit of the corrections reruns refine and what follows, never infer
+
+
+@pytest.mark.integration
+def test_editing_corrections_reruns_refine_not_infer(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from conftest import dvc, make_project, ran_stages, tiny_params
+
+    params = tiny_params()
+    params["generations"] = {"1": params["generations"]["1"]}
+    params["evaluate_generations"] = [0, 1]
+    params["data"]["subset"] = 150
+    params["teacher"]["epochs"] = 1
+    project = make_project(tmp_path / "project", params)
+    dvc(project, "repro")
+    assert json.loads(dvc(project, "status", "--json").stdout) == {}
+
+    pool = pd.read_parquet(project / "data/gen1/pseudo_labels")
+    item = pool.iloc[0]
+    names = json.loads((project / "data/prepared/classes.json").read_text())
+    other = names[(int(item["pred"]) + 1) % len(names)]
+    queue = project / "reviews/gen1/queue.csv"
+    queue.parent.mkdir(parents=True)
+    queue.write_text(f"item_id,correct_label,note\n{item['item_id']},{other},checked\n")
+    subprocess.run(
+        [sys.executable, "-m", "selftrain_cli", "review", "--apply", str(queue)], cwd=project, check=True
+    )
+
+    changed = set(json.loads(dvc(project, "status", "--json").stdout))
+    assert changed == {"refine@1"}  # only the stage that reads the file is out of date itself
+    ran = ran_stages(dvc(project, "repro").stdout)
+    # Downstream of the student, DVC reruns what its changed outputs reach (evaluate@1, report, ...).
+    assert {"refine@1", "train_student@1", "report"} <= set(ran)
+    assert not {"prepare", "train_teacher", "evaluate@0", "infer@1"} & set(ran)
+    refined = pd.read_parquet(project / "data/gen1/refined.parquet").set_index("item_id")
+    row = refined.loc[item["item_id"]]
+    assert row["label"] == names.index(other) and list(row["rules"]) == ["corrections"]
+    report = json.loads((project / "data/gen1/rules_report.json").read_text())
+    assert report["rules"][0]["name"] == "corrections" and report["rules"][0]["matched"] == 1
+    assert json.loads(dvc(project, "status", "--json").stdout) == {}
