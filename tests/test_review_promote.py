@@ -83,3 +83,36 @@ def test_manifest_without_the_item_is_an_error_and_unchanged(tmp_path):
 def test_digits_cannot_be_promoted(tmp_path):
     with pytest.raises(ConfigError, match="promotion needs your own data"):
         promote(Corrections({"1": LAMP}), pool("1"), NAMES, DataConfig(), tmp_path)
+
+
+# --- round trip: after promotion, the source reader sees the item as labeled ---------
+
+
+def test_promoted_manifest_row_is_read_back_as_labeled(tmp_path):
+    from sources_fixtures import manifest_config, manifest_tree, write_manifest
+    from selftrain.sources.manifest import read_manifest
+
+    raw = tmp_path / "raw"
+    file = write_manifest(manifest_tree(raw), raw / "manifest.csv")
+    config = manifest_config(raw, file)
+    before = read_manifest(file, config, 0, tmp_path / "out")
+    names = before.class_names
+    promote(Corrections({"pool/sub/u0.jpg": names.index("7")}), before.manifest, names, config, tmp_path)
+    after = read_manifest(file, config, 0, tmp_path / "out").manifest.set_index("item_id")
+    assert after.loc["pool/sub/u0.jpg", "split"] == "labeled"
+    assert after.loc["pool/sub/u0.jpg", "label"] == names.index("7")
+
+
+def test_promoted_folder_image_is_read_back_as_labeled(tmp_path):
+    from sources_fixtures import folder_tree, folders_config
+    from selftrain.sources.folders import read_folders
+
+    raw = folder_tree(tmp_path / "raw")
+    config = folders_config(raw)
+    before = read_folders(raw, config, 0, tmp_path / "out")
+    item = "unlabeled/day0/cam/u0.PNG"
+    assert item in set(before.manifest["item_id"])
+    promote(Corrections({item: before.class_names.index("cat")}), before.manifest, before.class_names, config, tmp_path)
+    after = read_folders(raw, config, 0, tmp_path / "out").manifest.set_index("item_id")
+    promoted = after.loc["labeled/cat/day0__cam__u0.PNG"]
+    assert promoted["split"] != "unlabeled" and promoted["label"] == before.class_names.index("cat")
