@@ -39,7 +39,8 @@ def review_command(args: argparse.Namespace) -> int:
     from selftrain.paths import ProjectPaths
 
     paths = ProjectPaths(Path(args.project_dir))
-    chosen = [name for name, given in (("--gen", args.gen is not None), ("--apply", args.apply), ("--promote", args.promote)) if given]
+    given = {"--gen": args.gen is not None, "--apply": bool(args.apply), "--promote": args.promote}
+    chosen = [name for name, present in given.items() if present]
     if len(chosen) != 1:
         raise ConfigError(f"review needs exactly one of --gen K, --apply QUEUE_CSV, --promote; got {chosen or 'none'}")
     if args.apply:

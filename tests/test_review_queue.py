@@ -115,3 +115,8 @@ def test_review_by_ood_without_scores_fails_with_one_message(project, capsys):
     assert main(["--project-dir", str(project), "review", "--gen", "1", "--by", "ood"]) == 1
     assert "no OOD scores" in capsys.readouterr().err
     assert not (project / "reviews").exists()
+
+
+def test_review_takes_exactly_one_of_gen_apply_promote(project, capsys):
+    assert main(["--project-dir", str(project), "review", "--gen", "1", "--promote"]) == 1
+    assert "exactly one of --gen K, --apply QUEUE_CSV, --promote" in capsys.readouterr().err

@@ -20,7 +20,9 @@ from selftrain.errors import DataError
 from selftrain.refine.corrections import CORRECTIONS_COLUMNS, parse_label, read_csv_text, read_corrections
 
 
-def apply_queue(queue_path: str | Path, corrections_path: str | Path, manifest: pd.DataFrame, class_names: tuple[str, ...]) -> int:
+def apply_queue(
+    queue_path: str | Path, corrections_path: str | Path, manifest: pd.DataFrame, class_names: tuple[str, ...]
+) -> int:
     """Append the queue's filled-in rows to `corrections_path` (created with its header if absent).
 
     Args:
