@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from conftest import dvc, make_project, ran_stages, tiny_params
 from refine_fixtures import BED, DRESSER, ISLAND, LAMP, NAMES, config, drop_when, make_table
 from selftrain.errors import DataError
 from selftrain.refine import RefineContext, refine
@@ -117,14 +123,6 @@ def test_corrections_precision_is_judged_against_the_canary():
 
 @pytest.mark.integration
 def test_editing_corrections_reruns_refine_not_infer(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    from conftest import dvc, make_project, ran_stages, tiny_params
-
     params = tiny_params()
     params["generations"] = {"1": params["generations"]["1"]}
     params["evaluate_generations"] = [0, 1]
