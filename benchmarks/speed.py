@@ -49,7 +49,10 @@ from selftrain.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "speed.json"
-PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/raw")
+PROJECT_FILES = (
+    "selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/raw",
+    "data/corrections.csv",
+)
 
 
 def _params(path: str) -> Params:

@@ -41,6 +41,15 @@ class ProjectPaths:
     def images_dir(self) -> Path:
         return self.prepared_dir / "images"
 
+    @property
+    def corrections(self) -> Path:
+        """People's label corrections (`selftrain.refine.corrections`): a DVC dep of every refine."""
+        return self.root / "data" / "corrections.csv"
+
+    def review_dir(self, gen: int) -> Path:
+        """Round k's review queue (queue.csv, queue.html): `selftrain review --gen k` writes it."""
+        return self.root / "reviews" / f"gen{gen}"
+
     def round_dir(self, gen: int) -> Path:
         return self.root / "data" / f"gen{gen}"
 

@@ -5,6 +5,9 @@
   selftrain refine --gen K --dry-run try rules on round K; writes nothing
   selftrain inspect --gen K          round K's tables in the terminal
   selftrain report                   the offline HTML report under reports/
+  selftrain review --gen K --by flips round K's review queue under reviews/genK/
+  selftrain review --apply QUEUE_CSV append a filled-in queue to data/corrections.csv
+  selftrain review --promote         corrected items into the labeled set of your data
   selftrain schema                   params.schema.json for editors
 
 `--project-dir DIR` goes before or after the command.
@@ -16,7 +19,7 @@ import argparse
 import sys
 
 from selftrain.errors import SelftrainError
-from selftrain_cli import flow, inspection, refine, report, schema
+from selftrain_cli import flow, inspection, refine, report, review, schema
 
 PROJECT_DIR_HELP = "DVC project holding dvc.yaml and params.yaml (default: the current directory)"
 
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     after_command = argparse.ArgumentParser(add_help=False)
     after_command.add_argument("--project-dir", default=argparse.SUPPRESS, help=PROJECT_DIR_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (flow, refine, inspection, report, schema):
+    for group in (flow, refine, inspection, report, review, schema):
         group.add_commands(commands, [after_command])
     return parser
 

@@ -45,7 +45,7 @@ def preview(args: argparse.Namespace) -> int:
     val_predictions = paths.val_predictions(args.gen)
     result = refine_round(
         params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen,
-        paths.truth, val_predictions if val_predictions.exists() else None,
+        paths.truth, val_predictions if val_predictions.exists() else None, paths.corrections,
     )
     print(format_report(result.report))
     return 0

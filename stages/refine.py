@@ -27,12 +27,19 @@ def main(argv=None):
         help="the teacher's val-split predictions (data/gen{k}/val_predictions.parquet): each rule's "
         "precision on val, and refine.min_rule_precision's skips",
     )
+    p.add_argument(
+        "--corrections",
+        default=None,
+        help="people's corrections (data/corrections.csv: item_id, label, note), applied before every rule; "
+        "a missing file means none",
+    )
     p.add_argument("--out", required=True, help="refined table to write")
     p.add_argument("--report", required=True, help="rules report (JSON) to write")
     args = p.parse_args(argv)
     params = load_params(args.params)
     result = refine_round(
-        params, args.manifest, args.pseudo_labels, args.previous, args.gen, args.truth, args.val_predictions
+        params, args.manifest, args.pseudo_labels, args.previous, args.gen, args.truth, args.val_predictions,
+        args.corrections,
     )
     write_parquet(result.table, args.out)
     write_json(result.report, args.report)

@@ -51,7 +51,8 @@ from selftrain.refine.ood_config import OodConfig, parse_ood_config
 
 # Built-in rules, in the order they run after the user's rules; their names are
 # reserved so every row's `rules` list and the report stay unambiguous.
-BUILTIN_NAMES = ("ood", "threshold", "margin", "entropy", "agreement", "balance")
+# "corrections" is the people's rule (`corrections`), run before every other.
+BUILTIN_NAMES = ("corrections", "ood", "threshold", "margin", "entropy", "agreement", "balance")
 ACTIONS = ("drop", "relabel", "weight", "keep", "threshold")
 RULE_KEYS = ("name", "description", "when", "plugin")
 SECTION_KEYS = (

@@ -2,6 +2,8 @@
 
 Order of application (each step sees what the previous ones did):
 
+0. human corrections (`corrections`): applied first; a corrected row is exempt
+   from every step below (see that module);
 1. derived columns: ``second_pred``/``second_confidence`` from ``probs``;
    ``prev_pred``/``prev_confidence`` from ``context.previous`` by ``item_id``;
 2. the user's ``refine.rules``, in params order (condition rules and plug-ins), so
@@ -38,6 +40,7 @@ from selftrain.errors import DataError
 from selftrain.refine.builtin_rules import apply_agreement, apply_balance, apply_limit, apply_threshold
 from selftrain.refine.conditions import TRUTH_COLUMN, RowView, evaluate, uses_groups
 from selftrain.refine.config import RefineConfig, Rule
+from selftrain.refine.corrections import Corrections, apply_corrections
 from selftrain.refine.inputs import (
     RefineContext,
     check_context,
@@ -62,13 +65,19 @@ class RefineResult:
     report: dict
 
 
-def refine(pseudo_labels: pd.DataFrame, config: RefineConfig, context: RefineContext) -> RefineResult:
+def refine(
+    pseudo_labels: pd.DataFrame,
+    config: RefineConfig,
+    context: RefineContext,
+    corrections: Corrections | None = None,
+) -> RefineResult:
     """Apply the rules and built-ins to one round's pseudo-labels.
 
     Args:
         pseudo_labels: the infer stage's table, one row per unlabeled item.
         config: from `parse_refine_config`.
         context: class names, generation and the previous round's table.
+        corrections: people's labels and drops by item_id (`read_corrections`); none if None.
 
     Returns:
         The table (same rows and order, all input columns plus the refinement
@@ -98,7 +107,10 @@ def refine(pseudo_labels: pd.DataFrame, config: RefineConfig, context: RefineCon
     group_codes, n_groups = _groups(config, base)
     plugin_context = dataclasses.replace(context, previous=without_truth(context.previous))
     state = RowState.start(pred)
-    stats: list[RuleStats] = []
+    # Without a corrections file (direct calls, tests) the report has no `corrections` entry.
+    correction_stats, corrected = apply_corrections(corrections or Corrections(), base["item_id"], state)
+    stats: list[RuleStats] = [] if corrections is None else [correction_stats]
+    corrected.hide(state)
     for rule in config.rules:
         if rule.plugin is not None:
             stats.append(apply_plugin(rule, base, state, plugin_context, config.num_classes))
@@ -113,8 +125,9 @@ def refine(pseudo_labels: pd.DataFrame, config: RefineConfig, context: RefineCon
     stats.append(apply_limit("entropy", config.max_entropy, lambda bound: entropy > bound, state))
     stats.append(apply_agreement(config, context.previous is not None, pred, prev_pred, state))
     stats.append(apply_balance(config, confidence, state))
+    corrected.restore(state)
 
-    targets = training_targets(config, probs, pred, state)
+    targets = corrected.hard_targets(training_targets(config, probs, pred, state), state, config.num_classes)
     table = refined_table(pseudo_labels, base, context.previous is not None, state, targets)
     report = build_report(
         config, context.generation, stats, pred, state.labels, state.kept, state.copies, pseudo_labels

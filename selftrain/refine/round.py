@@ -11,6 +11,7 @@ from selftrain.config import Params
 from selftrain.data import load_dataset
 from selftrain.errors import ConfigError, DataError
 from selftrain.refine.config import parse_refine_config
+from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
 from selftrain.refine.ood_config import resolve_threshold
@@ -27,6 +28,7 @@ def refine_round(
     gen: int,
     truth: str | Path | None = None,
     val_predictions: str | Path | None = None,
+    corrections: str | Path | None = None,
 ) -> RefineResult:
     """Validate the rules, then refine round `gen`'s table; `previous` may be absent (round 1).
 
@@ -35,6 +37,8 @@ def refine_round(
     `val_predictions` is the teacher's table over the val split (with its truth): the
     rules run on it first, the report gives each one's val precision, and a rule below
     ``refine.min_rule_precision`` is skipped (`selftrain.refine.val_check`).
+    `corrections` is the people's corrections file (`selftrain.refine.corrections`), applied
+    first; a path to a missing file means none, but still gives the report its entry.
     """
     dataset = load_dataset(manifest)
     # Validate the rules before reading any table: a bad rule fails in milliseconds.
@@ -47,16 +51,17 @@ def refine_round(
     pseudo_labels = Path(pseudo_labels)
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
+    people = None if corrections is None else read_corrections(corrections, dataset.class_names)
     table = with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None)
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
     val = None if val_predictions is None else _read_val_predictions(val_predictions, gen)
     config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
     if val is None:
-        result = refine(table, config, context)
+        result = refine(table, config, context, people)
     else:
         check = check_rules_on_val(val, config, gen)
-        result = refine(table, dataclasses.replace(config, rules=check.applied), context)
+        result = refine(table, dataclasses.replace(config, rules=check.applied), context, people)
         result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
     return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
 

@@ -1,0 +1,142 @@
+"""Promote corrected pool items into the labeled set of the user's own data, for the next run.
+
+Only corrections with a class label are promoted (a ``drop`` has nothing to teach), and
+only items still in the pool of the prepared manifest. Per source:
+
+- ``manifest``: the item's row in the manifest file (``data.manifest``) gets the class in
+  its ``label`` column and ``labeled`` in its ``split`` column (added, empty for the
+  other rows, when the file has none): a label on a row left in the unlabeled split
+  would be ground truth, not training data. The file is rewritten atomically in its own
+  format (CSV cells are rewritten as the text they were read as).
+- ``folders``: the image is copied (not moved) to ``<raw_dir>/labeled/<class>/``, named
+  by its path under ``unlabeled/`` with ``/`` as ``__`` (two pool images with one file
+  name stay apart). Copied because ``unlabeled/`` is the user's DVC-tracked pool: a move
+  would leave its ``.dvc`` record stale (and ``dvc checkout`` would put the file back),
+  and the pool copy keeps its correction, so refine still gives it the person's label.
+- ``digits``: an error; the built-in digits have no files of the user's to write into.
+
+Everything is checked before the first write; an item already promoted (the same file
+or manifest row already labeled so) is counted as such and left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from selftrain.atomic import atomic_path
+from selftrain.errors import ConfigError, DataError
+from selftrain.config import DataConfig
+from selftrain.refine.corrections import Corrections
+from selftrain.sources.locations import lexical
+
+
+@dataclass
+class Promoted:
+    """What a promotion did: item ids written, already there, or not in the pool (left alone)."""
+
+    written: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    not_in_pool: list[str] = field(default_factory=list)
+    where: str = ""  # the manifest file, or the labeled folder written into
+
+
+def promote(
+    corrections: Corrections, manifest: pd.DataFrame, class_names: tuple[str, ...], config: DataConfig, root: Path
+) -> Promoted:
+    """Write the corrected labels of pool items into the labeled set of `config`'s source.
+
+    Args:
+        manifest: the prepared manifest (item_id, split): which ids are still pool items.
+        root: the project directory that `config`'s relative paths start from.
+
+    Raises:
+        ConfigError: the source is digits, or the manifest source names no file.
+        DataError: an item's image or manifest row cannot be found.
+    """
+    if config.source == "digits":
+        raise ConfigError(
+            "data.source: 'digits' is built in and has no files to promote labels into; promotion needs "
+            "your own data (data.source: folders or manifest). The corrections still apply in refine."
+        )
+    pool = set(manifest.loc[manifest["split"] == "unlabeled", "item_id"].astype(str))
+    result = Promoted()
+    labels: dict[str, str] = {}
+    for item_id, index in corrections.labels.items():
+        if index is None:
+            continue
+        if item_id in pool:
+            labels[item_id] = class_names[index]
+        else:
+            result.not_in_pool.append(item_id)
+    raw = lexical(root / config.raw_dir)
+    if config.source == "folders":
+        _promote_folders(labels, raw, result)
+    else:
+        if config.manifest is None:
+            raise ConfigError("data.manifest: required when data.source is 'manifest'")
+        _promote_manifest(labels, lexical(root / config.manifest), raw, result)
+    return result
+
+
+def _promote_folders(labels: dict[str, str], raw: Path, result: Promoted) -> None:
+    result.where = str(raw / "labeled")
+    copies = []
+    for item_id, label in labels.items():
+        source = raw / item_id
+        if not source.is_file():
+            raise DataError(f"{source}: image of corrected item {item_id!r} not found under {raw}")
+        relative = Path(item_id).relative_to("unlabeled") if item_id.startswith("unlabeled/") else Path(item_id)
+        target = raw / "labeled" / label / "__".join(relative.parts)
+        if target.exists():
+            if target.read_bytes() != source.read_bytes():
+                raise DataError(f"{target}: a different file is already there; cannot promote {item_id!r}")
+            result.already.append(item_id)
+            continue
+        copies.append((item_id, source, target))
+    for item_id, source, target in copies:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        result.written.append(item_id)
+
+
+def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Promoted) -> None:
+    result.where = str(file)
+    if not file.is_file():
+        raise DataError(f"{file}: manifest not found (data.manifest)")
+    is_csv = file.suffix.lower() == ".csv"
+    try:
+        table = pd.read_csv(file, dtype=str, keep_default_na=False) if is_csv else pd.read_parquet(file)
+    except (ValueError, OSError, UnicodeError) as exc:
+        raise DataError(f"{file}: cannot read the manifest: {type(exc).__name__}: {exc}") from None
+    if "item_id" in table.columns:
+        ids = table["item_id"].astype(str).str.strip()
+    else:
+        # The manifest source's ids: the image path relative to raw_dir.
+        ids = pd.Series(
+            [Path(os.path.relpath(os.path.normpath(file.parent / str(p)), raw)).as_posix() for p in table["path"]]
+        )
+    row_of = {item_id: i for i, item_id in enumerate(ids)}
+    missing = [item_id for item_id in labels if item_id not in row_of]
+    if missing:
+        raise DataError(f"{file}: no row for corrected item(s) {missing[:5]}; was the manifest edited since prepare?")
+    if "split" not in table.columns:
+        table["split"] = "" if is_csv else None
+    for item_id, label in labels.items():
+        i = row_of[item_id]
+        if str(table.at[i, "label"]) == label and str(table.at[i, "split"]) == "labeled":
+            result.already.append(item_id)
+            continue
+        table.at[i, "label"] = label
+        table.at[i, "split"] = "labeled"
+        result.written.append(item_id)
+    if result.written:
+        with atomic_path(file) as tmp:
+            if is_csv:
+                table.to_csv(tmp, index=False, lineterminator="\n")
+            else:
+                table.to_parquet(tmp, index=False)

@@ -1,0 +1,167 @@
+"""A round's review queue: which pool items a person should look at first, and why.
+
+Strategies (``--by``), each a ranking of the round's rows:
+
+- ``uncertainty``: lowest calibrated confidence first (ties: smaller margin);
+- ``flips``: items whose prediction changed since the round before, least confident first;
+- ``rule_disagreement``: rows a rule relabelled away from the teacher's pick, or dropped for
+  a reason other than a confidence or count filter, most confident teacher first (the
+  teacher was sure, a rule said otherwise); needs the refined table;
+- ``ood``: highest ``ood_score`` first (the round's out-of-distribution score, where infer
+  wrote one).
+
+Items already in the corrections file are left out: a person has settled them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from selftrain.errors import ConfigError, DataError
+from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
+from selftrain.inspection.views import as_list
+from selftrain.paths import ProjectPaths
+from selftrain.refine.corrections import RULE_NAME, read_csv_text
+from selftrain.review.names import DEFAULT_TOP, QUEUE_COLUMNS, STRATEGIES
+
+# Drops that say "not sure enough" or "too many of this class", not "this label is wrong".
+FILTER_RULES = ("threshold", "margin", "entropy", "balance", "ood", RULE_NAME)
+
+
+def rank_queue(
+    table: pd.DataFrame,
+    class_names: tuple[str, ...],
+    by: str,
+    top: int,
+    previous: pd.Series | None = None,
+    previous_source: str = "the previous round",
+    exclude: frozenset[str] = frozenset(),
+) -> pd.DataFrame:
+    """The `top` rows of `table` to review by strategy `by`, as the queue's columns.
+
+    Args:
+        table: a round's table (pseudo-labels, or refined with kept/label/rules/dropped_by).
+        previous: the round before's predictions by item_id (flips only).
+        exclude: item ids a person already corrected.
+
+    Raises:
+        ConfigError: unknown strategy or top < 1.
+        DataError: the round lacks what the strategy ranks by (no previous round, not
+            refined, no ood_score column).
+    """
+    if by not in STRATEGIES:
+        raise ConfigError(f"--by: {by!r} is not a strategy; expected one of {list(STRATEGIES)}")
+    if top < 1:
+        raise ConfigError(f"--top: must be at least 1, got {top}")
+    rows = table.drop_duplicates("item_id").reset_index(drop=True)
+    rows = rows[~rows["item_id"].astype(str).isin(exclude)].reset_index(drop=True)
+    chosen, why = _RANKERS[by](rows, class_names, previous, previous_source)
+    picked = rows.loc[chosen[:top]]
+    queue = pd.DataFrame(
+        {
+            "item_id": picked["item_id"].astype(str).to_numpy(),
+            "path": picked["path"].astype(str).to_numpy() if "path" in picked.columns else "",
+            "predicted_label": [_name(p, class_names) for p in picked["pred"].tolist()],
+            "confidence": picked["confidence"].to_numpy(dtype=np.float64).round(4),
+            "why": [why[i] for i in chosen[:top]],
+            "correct_label": "",
+            "note": "",
+        }
+    )
+    return queue[list(QUEUE_COLUMNS)]
+
+
+def _uncertainty(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+    confidence = rows["confidence"].to_numpy(dtype=np.float64)
+    margin = rows["margin"].to_numpy(dtype=np.float64) if "margin" in rows.columns else np.zeros(len(rows))
+    order = np.lexsort((np.arange(len(rows)), margin, confidence)).tolist()
+    why = {i: f"low confidence {confidence[i]:.2f} (margin {margin[i]:.2f})" for i in order}
+    return order, why
+
+
+def _flips(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+    if previous is None:
+        raise DataError("--by flips: this round has no previous round's predictions to compare with")
+    before = rows["item_id"].map(previous)
+    pred = rows["pred"].to_numpy(dtype=np.int64)
+    known = before.notna().to_numpy(bool)
+    flipped = known & (before.to_numpy(dtype=np.float64, na_value=np.nan) != pred)
+    candidates = np.flatnonzero(flipped)
+    confidence = rows["confidence"].to_numpy(dtype=np.float64)
+    order = candidates[np.lexsort((candidates, confidence[candidates]))].tolist()
+    why = {i: f"flipped {_name(before.iloc[i], names)} -> {_name(pred[i], names)} since {source}" for i in order}
+    return order, why
+
+
+def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+    missing = [c for c in ("kept", "label", "rules", "dropped_by") if c not in rows.columns]
+    if missing:
+        raise DataError(f"--by rule_disagreement: the round is not refined (no column(s) {missing}); run refine first")
+    pred = rows["pred"].to_numpy(dtype=np.int64)
+    label = rows["label"].to_numpy(dtype=np.float64, na_value=np.nan)
+    kept = rows["kept"].to_numpy(dtype=bool)
+    rules = [as_list(r) for r in rows["rules"]]
+    dropped_by = rows["dropped_by"].tolist()
+    why: dict[int, str] = {}
+    for i in range(len(rows)):
+        if RULE_NAME in rules[i]:
+            continue
+        by_rules = ", ".join(r for r in rules[i] if r not in FILTER_RULES) or "a rule"
+        if kept[i] and label[i] != pred[i]:
+            why[i] = f"{by_rules} relabelled {_name(pred[i], names)} -> {_name(label[i], names)}"
+        elif not kept[i] and isinstance(dropped_by[i], str) and dropped_by[i] not in FILTER_RULES:
+            why[i] = f"dropped by {dropped_by[i]} (teacher said {_name(pred[i], names)})"
+    candidates = np.array(sorted(why), dtype=np.int64)
+    confidence = rows["confidence"].to_numpy(dtype=np.float64)
+    order = candidates[np.lexsort((candidates, -confidence[candidates]))].tolist() if len(candidates) else []
+    return order, why
+
+
+def _ood(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+    if "ood_score" not in rows.columns:
+        raise DataError(
+            "--by ood: this round has no OOD scores (no 'ood_score' column in its pseudo-labels); "
+            "infer writes them when refine.ood is configured"
+        )
+    score = rows["ood_score"].to_numpy(dtype=np.float64)
+    scored = np.flatnonzero(~np.isnan(score))
+    order = scored[np.lexsort((scored, -score[scored]))].tolist()
+    return order, {i: f"out-of-distribution score {score[i]:.3g}" for i in order}
+
+
+_RANKERS = {
+    "uncertainty": _uncertainty,
+    "flips": _flips,
+    "rule_disagreement": _rule_disagreement,
+    "ood": _ood,
+}
+
+
+def _name(index: object, names: tuple[str, ...]) -> str:
+    if index is None or pd.isna(index):
+        return "-"
+    i = int(index)
+    return names[i] if 0 <= i < len(names) else str(i)
+
+
+def round_queue(paths: ProjectPaths, gen: int, by: str, top: int = DEFAULT_TOP) -> tuple[pd.DataFrame, RoundData]:
+    """Round `gen`'s queue, read through the inspection loaders; corrected items left out."""
+    data = load_round(paths, gen)
+    previous, source = previous_predictions(paths, data) if by == "flips" else (None, "none")
+    queue = rank_queue(
+        data.table, data.class_names, by, top, previous, source, exclude=corrected_ids(paths.corrections)
+    )
+    return queue, data
+
+
+def corrected_ids(path: Path) -> frozenset[str]:
+    """Item ids the corrections file already names (none if it is absent)."""
+    if not path.exists():
+        return frozenset()
+    table = read_csv_text(path)
+    if "item_id" not in table.columns:
+        raise DataError(f"{path}: missing column 'item_id'")
+    return frozenset(i.strip() for i in table["item_id"])
