@@ -231,6 +231,12 @@ class AugmentConfig:
     # random_resized_crop; auto: pad_crop for resnet-s3, random_resized_crop for a
     # named torchvision architecture.
     geometry: Geometry = "auto"
+    # Cutout: erase a square of this share of the side at a random place (0 = off).
+    cutout: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
+    # The strong view of consistency training (FixMatch): RandAugment at this magnitude
+    # (null = `magnitude`) plus cutout of this share of the side.
+    strong_magnitude: StrictInt | None = Field(None, ge=0, le=30)
+    strong_cutout: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -109,6 +109,7 @@ def noise_and_normalize(
         images = _rand_augment(images, image_size, noise)
         if geometry == PAD_CROP:
             images = _translate(images, image_size, noise.crop_padding)
+        images = _cutout(images, noise.cutout)
         if noise.flip:
             mirror = fn.random.coin_flip(probability=0.5)
     return fn.crop_mirror_normalize(
@@ -144,10 +145,33 @@ def preprocess(
 def two_views(augment: AugmentConfig) -> tuple[AugmentConfig, AugmentConfig]:
     """(weak, strong) input noise for consistency training (FixMatch's views).
 
-    Weak: translation (and flip where allowed) only; strong: the configured RandAugment
-    on top. The teacher's pseudo-target comes from the weak view, the loss from the strong.
+    Weak: translation (and flip where allowed) only; strong: RandAugment at
+    `strong_magnitude` and Cutout of `strong_cutout` on top. The teacher's pseudo-target
+    comes from the weak view, the loss from the strong.
     """
-    return dataclasses.replace(augment, num_ops=0), augment
+    weak = dataclasses.replace(augment, num_ops=0, cutout=0.0)
+    strong = dataclasses.replace(
+        augment,
+        magnitude=augment.magnitude if augment.strong_magnitude is None else augment.strong_magnitude,
+        cutout=augment.strong_cutout,
+    )
+    return weak, strong
+
+
+def _cutout(images: DataNode, share: float) -> DataNode:
+    """Erase one square of `share` x the side at a uniformly random place (Cutout)."""
+    if share == 0:
+        return images
+    anchor = fn.random.uniform(range=[0.0, 1.0 - share], shape=[2])  # (y, x), normalised
+    return fn.erase(
+        images,
+        anchor=anchor,
+        shape=[share, share],
+        axis_names="HW",
+        normalized_anchor=True,
+        normalized_shape=True,
+        fill_value=FILL_VALUE,
+    )
 
 
 def _rand_augment(images: DataNode, image_size: int, noise: AugmentConfig) -> DataNode:

@@ -240,3 +240,32 @@ def test_two_views_differ_and_share_the_source_index(paths):
     assert torch.equal(plain, eval_images[idx])
     changed = [not torch.equal(a, b) for a, b in zip(plain, noised)]
     assert sum(changed) >= NUM_IMAGES // 2
+
+
+def test_cutout_blanks_one_square_of_the_configured_side(tmp_path):
+    # White images: the erased square is the only black area (no other noise on).
+    folder = tmp_path / "white"
+    folder.mkdir()
+    white = []
+    for i in range(4):
+        white.append(folder / f"{i}.png")
+        Image.fromarray(np.full((8, 8), 255, np.uint8), mode="L").save(white[-1])
+    cutout_only = AugmentConfig(device="cpu", num_ops=0, crop_padding=0, cutout=0.5)
+    images, _ = _epoch(_loader(white, train=True, augment_cfg=cutout_only))
+    black = torch.isclose(images[:, 0], (0 - MEAN_CHW[0]) / STD_CHW[0], atol=1e-5)  # (N, S, S)
+    side = IMAGE_SIZE // 2
+    anchors = set()
+    for mask in black:
+        rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
+        assert len(rows) == side and len(cols) == side, "one square of half the side"
+        assert int(mask.sum()) == side * side
+        anchors.add((int(rows[0]), int(cols[0])))
+    assert len(anchors) > 1  # placed at random
+
+
+def test_strong_view_has_its_own_magnitude_and_cutout_and_the_weak_view_none():
+    cfg = AugmentConfig(device="cpu", num_ops=2, magnitude=5, cutout=0.0, strong_magnitude=12, strong_cutout=0.4)
+    weak, strong = two_views(cfg)
+    assert (weak.num_ops, weak.cutout) == (0, 0.0)
+    assert (strong.num_ops, strong.magnitude, strong.cutout) == (2, 12, 0.4)
+    assert two_views(AugmentConfig(device="cpu", magnitude=7))[1].magnitude == 7  # null: `magnitude`
