@@ -38,6 +38,7 @@ from selftrain.params_schema import (
     Params,
     StudentConfig,
     TeacherConfig,
+    TrainConfig,
 )
 
 _PARAMS = TypeAdapter(Params)
@@ -186,6 +187,7 @@ __all__ = [
     "Params",
     "StudentConfig",
     "TeacherConfig",
+    "TrainConfig",
     "apply_overrides",
     "load_params",
     "params_from_dict",

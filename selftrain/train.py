@@ -93,6 +93,10 @@ class FitOptions:
     ema_decay: float = 0.0
     # The pseudo-labelled rows' weight ramps linearly from 0 to 1 over these epochs.
     pseudo_rampup_epochs: int = 0
+    # bf16 autocast of the forward pass (params train.amp, resolved for the device).
+    amp: bool = False
+    # NHWC weights and inputs (params train.channels_last, resolved for the device).
+    channels_last: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -136,6 +140,8 @@ def fit(
     seed_everything(options.seed + world.rank)
     torch_dev = torch_device(device)
     model.to(torch_dev)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
     aux = options.unlabeled
     if aux.kind != "none" and not unlabeled:
         raise TrainingError(f"{label}: unlabeled loss {aux.kind!r} needs unlabeled images, got none")
@@ -173,6 +179,8 @@ def fit(
     rampup_steps = options.pseudo_rampup_epochs * steps_per_epoch
 
     train_net: nn.Module = WithRotationHead(model).to(torch_dev) if aux.kind == "rotation" else model
+    # Inputs follow the weights' layout; removed when fit returns.
+    layout_hook = train_net.register_forward_pre_hook(_to_channels_last) if options.channels_last else None
     optimizer = torch.optim.SGD(
         train_net.parameters(),
         lr=options.lr,
@@ -228,7 +236,11 @@ def fit(
                 images = torch.cat([images, pseudo_images])
                 targets = torch.cat([targets, pseudo_targets[pseudo_idx]])
                 weights = torch.cat([weights, pseudo_weights[pseudo_idx] * rampup_weight(step, rampup_steps)])
-            logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
+            with torch.autocast(torch_dev.type, dtype=torch.bfloat16, enabled=options.amp):
+                logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
+            # The loss in float32 (autocast leaves bf16 logits).
+            logits = logits.float()
+            aux_loss = None if aux_loss is None else aux_loss.float()
             loss = soft_cross_entropy(logits, targets, weights)
             if aux_loss is not None:
                 loss = loss + aux.weight * aux_loss
@@ -269,7 +281,14 @@ def fit(
             on_epoch(record)
     if average is not None:
         average.copy_to(model)
+    if layout_hook is not None:
+        layout_hook.remove()
     return history
+
+
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: 4-D image batches (B, 3, S, S) in NHWC memory order."""
+    return tuple(a.contiguous(memory_format=torch.channels_last) if torch.is_tensor(a) and a.dim() == 4 else a for a in args)
 
 
 def _forward(
