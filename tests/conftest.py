@@ -15,7 +15,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a project copy needs to run the pipeline (no data, no models: those are made).
 # data/raw holds only its README here; prepare depends on the folder for every source.
-PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw")
+PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw", "weights")
 
 # Stages run `python -m stages.x` under DVC: this interpreter must be first on PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
