@@ -321,6 +321,14 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def _state_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _fingerprint(
     model: nn.Module,
     labeled: TrainSet,
@@ -333,9 +341,10 @@ def _fingerprint(
     """Identity of a training run: a checkpoint resumes only the run that wrote it.
 
     Hashes the rows themselves (paths, targets, weights), so two pseudo-label sets of
-    one size and one target sum never collide.
+    one size and one target sum never collide, and the starting weights, so a run that
+    starts from other weights (a weights file, the teacher's) never resumes this one.
     """
-    parts = [label, repr(options), str(count_parameters(model))]
+    parts = [label, repr(options), str(count_parameters(model)), _state_digest(model)]
     if world.size > 1:
         parts.append(f"world={world.size}")
     for train_set in (labeled, pseudo):
