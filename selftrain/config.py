@@ -19,14 +19,13 @@ from pydantic.fields import FieldInfo
 
 from selftrain.errors import ConfigError
 from selftrain.overrides import apply_overrides
+from selftrain.params_fields import INVALID
 from selftrain.params_schema import (
     BACKEND_CHOICES,
     DEVICE_CHOICES,
-    INVALID,
     MANIFEST_SUFFIXES,
     SOURCE_CHOICES,
     TASK_RUNNER_CHOICES,
-    UNLABELED_CHOICES,
     AugmentConfig,
     CalibrationConfig,
     DataConfig,
@@ -40,6 +39,7 @@ from selftrain.params_schema import (
     TeacherConfig,
     TrainConfig,
 )
+from selftrain.params_training import UNLABELED_CHOICES
 
 _PARAMS = TypeAdapter(Params)
 # pydantic error types, by what they mean for a params key.

@@ -32,10 +32,9 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from selftrain.errors import ConfigError
-from selftrain.params_fields import INVALID, SECTION, batch_size_field, invalid
+from selftrain.params_fields import SECTION, batch_size_field, invalid
 from selftrain.params_training import (
     RESNET_S3,
-    UNLABELED_CHOICES,
     GenerationConfig,
     StudentConfig,
     TeacherConfig,
