@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "speed.json"
 PROJECT_FILES = (
     "selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/raw",
-    "data/corrections.csv",
+    "data/corrections.csv", "weights",
 )
 
 
@@ -215,7 +215,7 @@ def bench_wait(params: Params, dataset, repeats: int, student_epochs: int, log) 
     width, depth = params.model_size(last)
     cases = {
         "teacher": (
-            lambda: create_model(t.width, t.depth, t.dropout, t.drop_path, dataset.num_classes),
+            lambda: create_model(*params.model_size(0), t.dropout, t.drop_path, dataset.num_classes),
             None,
             FitOptions(t.epochs, t.lr, t.batch_size, params.data.image_size, 0, params.optim, params.augment, t.input_noise),
         ),

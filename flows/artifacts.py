@@ -24,14 +24,21 @@ def class_mix_records(summary: dict[str, pd.DataFrame]) -> list[dict]:
     return mix.to_dict(orient="records")
 
 
+def _model_size(metrics: dict) -> str:
+    """resnet-s3 by its width and depth, another architecture by its name."""
+    arch = metrics.get("architecture", "resnet-s3")
+    if metrics.get("width") is None:
+        return arch
+    return f"{arch} width {metrics['width']}, depth {metrics['depth']}"
+
+
 def round_markdown(paths: ProjectPaths, gen: int, summary: dict[str, pd.DataFrame]) -> str:
     metrics = json.loads(paths.metrics(gen).read_text()) if paths.metrics(gen).exists() else {}
     lines = [f"# Round {gen}", ""]
     if metrics:
         lines += [
             f"- test accuracy: **{metrics['accuracy']:.4f}**, macro-F1 {metrics['macro_f1']:.4f}",
-            f"- model: width {metrics['width']}, depth {metrics['depth']}, "
-            f"{metrics['num_parameters']:,} parameters",
+            f"- model: {_model_size(metrics)}, {metrics['num_parameters']:,} parameters",
         ]
     lines.append(f"- report page: `{paths.reports_dir / round_page_name(gen)}` (after `selftrain report`)")
     for title, key in (("Rule hits", "rules"), ("Canary", "canary_overall")):

@@ -19,16 +19,15 @@ from pydantic.fields import FieldInfo
 
 from selftrain.errors import ConfigError
 from selftrain.overrides import apply_overrides
+from selftrain.params_fields import INVALID
 from selftrain.params_schema import (
     BACKEND_CHOICES,
     DEVICE_CHOICES,
     GEOMETRY_CHOICES,
     INPUT_CHANNELS,
-    INVALID,
     MANIFEST_SUFFIXES,
     SOURCE_CHOICES,
     TASK_RUNNER_CHOICES,
-    UNLABELED_CHOICES,
     AugmentConfig,
     CalibrationConfig,
     DataConfig,
@@ -40,7 +39,9 @@ from selftrain.params_schema import (
     Params,
     StudentConfig,
     TeacherConfig,
+    TrainConfig,
 )
+from selftrain.params_training import UNLABELED_CHOICES
 
 _PARAMS = TypeAdapter(Params)
 # pydantic error types, by what they mean for a params key.
@@ -190,6 +191,7 @@ __all__ = [
     "Params",
     "StudentConfig",
     "TeacherConfig",
+    "TrainConfig",
     "apply_overrides",
     "load_params",
     "params_from_dict",

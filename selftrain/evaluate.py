@@ -32,8 +32,11 @@ def evaluate_model(
     metrics.update(
         generation=header.generation,
         num_parameters=header.num_parameters,
+        architecture=header.architecture,
         width=header.width,
         depth=header.depth,
+        # Per noise knob, whether the architecture applied it (None: an older checkpoint).
+        noise_applied=header.noise_applied,
     )
     metrics["calibration"] = {
         "temperature": temperature,

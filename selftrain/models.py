@@ -1,8 +1,9 @@
-"""Residual CNNs built from torchvision blocks, and their safe checkpoints.
+"""Residual CNNs built from torchvision blocks, and the safe checkpoints of every model.
 
 A checkpoint is a directory with `model.pt` (a state dict, loaded with
 `weights_only=True`) and `model.json` (architecture, classes, generation):
-never a pickled object.
+never a pickled object. Architectures other than resnet-s3 come from
+`selftrain.architectures`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from selftrain.errors import ModelError
 
 WEIGHTS_FILE = "model.pt"
 HEADER_FILE = "model.json"
-ARCHITECTURE = "resnet-s3"
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,9 @@ class ModelHeader:
     """What a checkpoint is: enough to rebuild the module and check it fits."""
 
     architecture: str
-    width: int
-    depth: int
+    # resnet-s3's size; None for a torchvision architecture.
+    width: int | None
+    depth: int | None
     num_classes: int
     class_names: tuple[str, ...]
     image_size: int
@@ -40,6 +41,11 @@ class ModelHeader:
     num_parameters: int
     # Logits are divided by this before the softmax (fitted on val; 1.0 = uncalibrated).
     temperature: float = 1.0
+    # The weights file or model directory training started from (or, with epochs 0,
+    # the imported model); None: trained from scratch.
+    source: str | None = None
+    # Per noise knob (dropout, drop_path): whether the architecture applied it.
+    noise_applied: dict[str, bool] | None = None
 
 
 class ResidualBlock(nn.Module):
@@ -123,12 +129,18 @@ def create_model(
 
 
 def header_for(
-    model: nn.Module, params: Params, dataset: Dataset, gen: int, temperature: float = 1.0
+    model: nn.Module,
+    params: Params,
+    dataset: Dataset,
+    gen: int,
+    temperature: float = 1.0,
+    source: str | None = None,
+    noise_applied: dict[str, bool] | None = None,
 ) -> ModelHeader:
     width, depth = params.model_size(gen)
     class_names = dataset.class_names
     return ModelHeader(
-        architecture=ARCHITECTURE,
+        architecture=params.arch(gen),
         width=width,
         depth=depth,
         num_classes=len(class_names),
@@ -137,6 +149,8 @@ def header_for(
         generation=gen,
         num_parameters=count_parameters(model),
         temperature=float(temperature),
+        source=source,
+        noise_applied=noise_applied,
     )
 
 
@@ -175,17 +189,18 @@ def load_model(
     """Rebuild a model in eval mode from its directory, its logits scaled by the header's
     temperature; its noise is irrelevant at inference (eval mode turns dropout and
     stochastic depth off), so it is built without."""
+    # Imported here: the registry builds resnet-s3 from this module.
+    from selftrain.architectures import architecture_error, build_model
+
     header = read_header(model_dir)
-    if header.architecture != ARCHITECTURE:
-        raise ModelError(
-            f"{model_dir}: checkpoint architecture {header.architecture!r}, expected {ARCHITECTURE!r}"
-        )
+    if architecture_error(header.architecture):
+        raise ModelError(f"{model_dir}: checkpoint architecture: {architecture_error(header.architecture)}")
     if expect_class_names is not None and tuple(expect_class_names) != header.class_names:
         raise ModelError(
             f"{model_dir}: checkpoint has {header.num_classes} classes {list(header.class_names)}, "
             f"the data has {len(expect_class_names)} classes {list(expect_class_names)}"
         )
-    model = create_model(header.width, header.depth, 0.0, 0.0, header.num_classes)
+    model, _ = build_model(header.architecture, header.width, header.depth, 0.0, 0.0, header.num_classes)
     weights_path = Path(model_dir) / WEIGHTS_FILE
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     try:
@@ -194,7 +209,8 @@ def load_model(
     except RuntimeError as exc:
         raise ModelError(
             f"{weights_path}: weights do not fit the header's architecture "
-            f"(width={header.width}, depth={header.depth}, classes={header.num_classes}): "
+            f"({header.architecture}, width={header.width}, depth={header.depth}, "
+            f"classes={header.num_classes}): "
             f"{str(exc).splitlines()[0]}"
         ) from None
     return Calibrated(model, header.temperature).eval(), header

@@ -5,7 +5,9 @@ Types are strict (an integer key refuses 2.5, "3" and true; a number key takes 2
 choices are `Literal`s, and checks across keys are validators that raise `invalid`
 naming the key. `selftrain.config` loads params.yaml against `Params` and turns
 pydantic's errors into one `ConfigError` naming the key path; `selftrain.schema_file`
-writes the same schema as JSON for editors.
+writes the same schema as JSON for editors. The training sections (teacher, student,
+generations, train) are in `selftrain.params_training`, the fields and the error every
+section shares in `selftrain.params_fields`; `Params` brings them together here.
 
 Sections are pydantic *dataclasses*, so they stay frozen dataclasses for their callers
 (`dataclasses.replace` works and re-validates; assignment raises `FrozenInstanceError`).
@@ -28,9 +30,16 @@ from pydantic import (
     model_validator,
 )
 from pydantic.dataclasses import dataclass
-from pydantic_core import PydanticCustomError
 
 from selftrain.errors import ConfigError
+from selftrain.params_fields import SECTION, batch_size_field, invalid
+from selftrain.params_training import (
+    RESNET_S3,
+    GenerationConfig,
+    StudentConfig,
+    TeacherConfig,
+    TrainConfig,
+)
 
 Device = Literal["auto", "gpu", "cpu"]
 TaskRunner = Literal["thread", "dask"]
@@ -40,9 +49,6 @@ OodScore = Literal["max_prob", "energy", "mahalanobis", "cosine"]
 Backend = Literal["auto", "gloo", "nccl"]
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
 Source = Literal["digits", "folders", "manifest"]
-# What a training stage learns from the unlabeled pool besides its labels: nothing,
-# which of 4 rotations was applied (SESEMI), or weak/strong-view agreement (FixMatch).
-Unlabeled = Literal["none", "rotation", "consistency"]
 # Training geometry of noised images: pad_crop (pad, crop back: a translation) or
 # random_resized_crop (a random area and aspect, resized); auto picks by architecture
 # (`selftrain.augment.resolve_geometry`).
@@ -61,63 +67,11 @@ TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
 OOD_SCORE_CHOICES: tuple[str, ...] = typing.get_args(OodScore)
 BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
 SOURCE_CHOICES: tuple[str, ...] = typing.get_args(Source)
-UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
 GEOMETRY_CHOICES: tuple[str, ...] = typing.get_args(Geometry)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
-SECTIONS = ("data", "augment", "teacher", "student", "optim", "infer", "loop", "distributed", "calibration")
-
-# Every section refuses unknown keys (each is also declared frozen).
-SECTION = ConfigDict(extra="forbid")
-# Error type of `invalid`; `selftrain.config` reads its `key` to name the key path.
-INVALID = "selftrain_invalid"
-
-
-def invalid(message: str, key: str | None = None) -> PydanticCustomError:
-    """An error for a validator to raise; `key` (``manifest``, ``classes[1]``) is
-    relative to where pydantic reports the error (the section, or the top level)."""
-    return PydanticCustomError(INVALID, "{message}", {"message": message, "key": key})
-
-
-def _width(default: Any = ...) -> Any:
-    return Field(default, ge=4, le=4096)
-
-
-def _depth(default: Any = ...) -> Any:
-    return Field(default, ge=1, le=64)
-
-
-def _rate(default: float) -> Any:
-    """A dropout or drop-path probability."""
-    return Field(default, ge=0.0, le=0.95)
-
-
-def _epochs(default: Any) -> Any:
-    return Field(default, ge=1, le=10_000)
-
-
-def _batch_size(default: int) -> Any:
-    return Field(default, ge=1, le=65_536)
-
-
-def _lr(default: Any) -> Any:
-    return Field(default, ge=1e-8, le=10.0)
-
-
-def _unlabeled_weight() -> Any:
-    return Field(1.0, ge=0.0, le=100.0)
-
-
-def _unlabeled_threshold() -> Any:
-    return Field(0.95, ge=0.0, le=1.0)
-
-
-def _unlabeled_ratio() -> Any:
-    return Field(3.0, gt=0)
-
-
-def _ema_decay() -> Any:
-    return Field(0.0, ge=0.0, le=0.99999)
-
+SECTIONS = (
+    "data", "augment", "teacher", "student", "train", "optim", "infer", "loop", "distributed", "calibration",
+)  # fmt: skip
 
 @dataclass(frozen=True, config=SECTION)
 class DataConfig:
@@ -240,58 +194,6 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class TeacherConfig:
-    """Generation 0: trained on labeled rows (and, by `unlabeled`, on the unlabeled pool)."""
-
-    width: StrictInt = _width(16)
-    depth: StrictInt = _depth(1)
-    dropout: StrictFloat = _rate(0.1)
-    drop_path: StrictFloat = _rate(0.0)
-    input_noise: StrictBool = True
-    # With `unlabeled` other than none, an epoch is one pass over the unlabeled pool.
-    epochs: StrictInt = _epochs(40)
-    batch_size: StrictInt = _batch_size(32)
-    lr: StrictFloat = _lr(0.05)
-    # none | rotation | consistency: the auxiliary loss on unlabeled images.
-    unlabeled: Unlabeled = "none"
-    # Weight of that loss beside the supervised one.
-    unlabeled_weight: StrictFloat = _unlabeled_weight()
-    # consistency: the weak view's confidence needed before its label trains the strong view.
-    unlabeled_threshold: StrictFloat = _unlabeled_threshold()
-    # Unlabeled images per labeled image in a batch.
-    unlabeled_ratio: StrictFloat = _unlabeled_ratio()
-    # Exponential moving average of the weights, per step; the average is what is saved. 0 = off.
-    ema_decay: StrictFloat = _ema_decay()
-
-
-@dataclass(frozen=True, config=SECTION)
-class StudentConfig:
-    """Noise and schedule shared by every student generation."""
-
-    dropout: StrictFloat = _rate(0.3)
-    drop_path: StrictFloat = _rate(0.2)
-    input_noise: StrictBool = True
-    epochs: StrictInt = _epochs(15)
-    # Labeled rows per batch; pseudo-labelled rows per batch = batch_size * batch_ratio.
-    batch_size: StrictInt = _batch_size(32)
-    batch_ratio: StrictFloat = Field(3.0, gt=0)
-    lr: StrictFloat = _lr(0.05)
-    # As for the teacher; the unlabeled images are the round's whole pool.
-    unlabeled: Unlabeled = "none"
-    unlabeled_weight: StrictFloat = _unlabeled_weight()
-    unlabeled_threshold: StrictFloat = _unlabeled_threshold()
-    unlabeled_ratio: StrictFloat = _unlabeled_ratio()
-    ema_decay: StrictFloat = _ema_decay()
-    # The pseudo-labelled part of the loss ramps linearly from 0 to full weight over
-    # this many epochs (per step); 0 = full weight from the first step.
-    pseudo_rampup_epochs: StrictInt = Field(0, ge=0, le=10_000)
-    # Epochs on the labeled rows alone after the student's training, at finetune_lr
-    # (the Noisy Student paper's optional fine-tune). 0 = none.
-    finetune_epochs: StrictInt = Field(0, ge=0, le=10_000)
-    finetune_lr: StrictFloat = _lr(0.005)
-
-
-@dataclass(frozen=True, config=SECTION)
 class CalibrationConfig:
     """Temperature scaling of every trained model, fitted on the val split."""
 
@@ -308,7 +210,7 @@ class OptimConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class InferConfig:
-    batch_size: StrictInt = _batch_size(256)
+    batch_size: StrictInt = batch_size_field(256)
     # The pool is split into this many contiguous shards, each written as its own part.
     num_shards: StrictInt = Field(1, ge=1, le=100_000)
     # Read by the flow only: where it fans the shards out ("thread": this machine;
@@ -347,18 +249,6 @@ class LoopConfig:
     lock_timeout_seconds: StrictFloat = Field(0.0, ge=0.0, le=86_400.0)
 
 
-@dataclass(frozen=True, config=SECTION)
-class GenerationConfig:
-    """One student generation. `teacher` is spelled out because DVC cannot compute k-1."""
-
-    teacher: StrictInt
-    width: StrictInt = _width()
-    depth: StrictInt = _depth()
-    # Optional overrides of student.epochs / student.lr for this generation only.
-    epochs: StrictInt | None = _epochs(None)
-    lr: StrictFloat | None = _lr(None)
-
-
 def _require_generations(schema: dict[str, Any]) -> None:
     # `generations` validates its own absence (for the message); editors should still flag it.
     schema["properties"]["generations"].pop("default", None)
@@ -375,6 +265,7 @@ class Params:
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     infer: InferConfig = Field(default_factory=InferConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
@@ -419,7 +310,6 @@ class Params:
 
     @model_validator(mode="after")
     def _students_follow_teachers(self) -> Params:
-        prev_size = (self.teacher.width, self.teacher.depth)
         for gen in range(1, len(self.generations) + 1):
             g = self.generations[gen]
             if g.teacher != gen - 1:
@@ -428,14 +318,19 @@ class Params:
                     f"expected {gen - 1}, got {g.teacher}",
                     f"generations.{gen}.teacher",
                 )
-            if g.width < prev_size[0] or g.depth < prev_size[1]:
+            _check_not_smaller(self, gen)
+            if self.student.unlabeled == "rotation" and g.arch != RESNET_S3:
                 raise invalid(
-                    f"student (width={g.width}, depth={g.depth}) is smaller than its teacher "
-                    f"(width={prev_size[0]}, depth={prev_size[1]}); a noisy student is at least "
-                    "as large as its teacher",
-                    f"generations.{gen}",
+                    f"'rotation' reads resnet-s3's pooled features; generation {gen} is {g.arch}: "
+                    "use 'none' or 'consistency'",
+                    "student.unlabeled",
                 )
-            prev_size = (g.width, g.depth)
+            if g.weights is not None and self.student.init == "teacher":
+                raise invalid(
+                    "student.init 'teacher' already says where this student starts; "
+                    "remove weights or set student.init to scratch",
+                    f"generations.{gen}.weights",
+                )
         expected = list(range(len(self.generations) + 1))
         if self.evaluate_generations != expected:
             raise invalid(
@@ -449,14 +344,53 @@ class Params:
     def num_generations(self) -> int:
         return len(self.generations)
 
-    def model_size(self, gen: int) -> tuple[int, int]:
-        """(width, depth) of the model of generation `gen` (0 = teacher)."""
+    def model_size(self, gen: int) -> tuple[int | None, int | None]:
+        """(width, depth) of the model of generation `gen` (0 = teacher); None for a
+        torchvision architecture."""
         if gen == 0:
-            return self.teacher.width, self.teacher.depth
+            return self.teacher.size()
+        g = self._generation(gen)
+        return g.width, g.depth
+
+    def arch(self, gen: int) -> str:
+        """The architecture of generation `gen` (0 = teacher)."""
+        return self.teacher.arch if gen == 0 else self._generation(gen).arch
+
+    def weights(self, gen: int) -> str | None:
+        """Where generation `gen` starts from (teacher.weights or generations.k.weights)."""
+        return self.teacher.weights if gen == 0 else self._generation(gen).weights
+
+    def _generation(self, gen: int) -> GenerationConfig:
         if gen not in self.generations:
             raise ConfigError(
                 f"generations: no generation {gen}; params.yaml defines "
                 f"{sorted(self.generations)}"
             )
-        g = self.generations[gen]
-        return g.width, g.depth
+        return self.generations[gen]
+
+
+def _check_not_smaller(params: Params, gen: int) -> None:
+    """A noisy student is at least as large as its teacher: by width and depth between
+    resnet-s3s, else by parameter count (with a nominal head; `selftrain.architectures`)."""
+    (arch, (width, depth)), (prev_arch, (prev_width, prev_depth)) = (
+        (params.arch(k), params.model_size(k)) for k in (gen, gen - 1)
+    )
+    if arch == prev_arch == RESNET_S3:
+        if width < prev_width or depth < prev_depth:
+            raise invalid(
+                f"student (width={width}, depth={depth}) is smaller than its teacher "
+                f"(width={prev_width}, depth={prev_depth}); a noisy student is at least "
+                "as large as its teacher",
+                f"generations.{gen}",
+            )
+        return
+    # Imported here: torchvision only when a named architecture is in play.
+    from selftrain.architectures import nominal_parameters
+
+    size, prev_size = nominal_parameters(arch, width, depth), nominal_parameters(prev_arch, prev_width, prev_depth)
+    if size < prev_size:
+        raise invalid(
+            f"student {arch} ({size:,} parameters) is smaller than its teacher {prev_arch} "
+            f"({prev_size:,}); a noisy student is at least as large as its teacher",
+            f"generations.{gen}",
+        )

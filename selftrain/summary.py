@@ -11,6 +11,7 @@ from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 SUMMARY_COLUMNS = (
     "generation",
+    "architecture",
     "width",
     "depth",
     "parameters",
@@ -46,6 +47,8 @@ def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
         metrics = json.loads(metrics_path.read_text())
         row = {
             "generation": gen,
+            # Metrics written before architectures were named are resnet-s3's.
+            "architecture": metrics.get("architecture", "resnet-s3"),
             "width": metrics["width"],
             "depth": metrics["depth"],
             "parameters": metrics["num_parameters"],
@@ -77,6 +80,6 @@ def format_table(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in ("pseudo_accuracy", "test_accuracy", "macro_f1", "val_accuracy"):
         shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
-    for column in ("pseudo_kept", "val_size"):
+    for column in ("width", "depth", "pseudo_kept", "val_size"):
         shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else str(int(v)))
     return shown.to_string(index=False)

@@ -96,6 +96,12 @@ class FitOptions:
     pseudo_rampup_epochs: int = 0
     # Per-channel input normalisation (`selftrain.data.input_normalization`).
     normalization: Normalization = IMAGENET
+    # bf16 autocast of the forward pass (params train.amp, resolved for the device).
+    amp: bool = False
+    # NHWC weights and inputs (params train.channels_last, resolved for the device).
+    channels_last: bool = False
+    # The model's architecture: `augment.geometry: auto` frames its training images by it.
+    arch: str = "resnet-s3"
 
 
 def seed_everything(seed: int) -> None:
@@ -139,6 +145,8 @@ def fit(
     seed_everything(options.seed + world.rank)
     torch_dev = torch_device(device)
     model.to(torch_dev)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
     aux = options.unlabeled
     if aux.kind != "none" and not unlabeled:
         raise TrainingError(f"{label}: unlabeled loss {aux.kind!r} needs unlabeled images, got none")
@@ -158,8 +166,7 @@ def fit(
             num_shards=world.size,
             views=views,
             normalization=options.normalization,
-            # arch: wired by the lead after issue 16's architectures land
-            geometry=resolve_geometry(options.augment.geometry, "resnet-s3"),
+            geometry=resolve_geometry(options.augment.geometry, options.arch),
         )
 
     labeled_loader = loader(labeled.paths, options.batch_size, options.seed)
@@ -179,6 +186,8 @@ def fit(
     rampup_steps = options.pseudo_rampup_epochs * steps_per_epoch
 
     train_net: nn.Module = WithRotationHead(model).to(torch_dev) if aux.kind == "rotation" else model
+    # Inputs follow the weights' layout; removed when fit returns.
+    layout_hook = train_net.register_forward_pre_hook(_to_channels_last) if options.channels_last else None
     optimizer = torch.optim.SGD(
         train_net.parameters(),
         lr=options.lr,
@@ -234,7 +243,11 @@ def fit(
                 images = torch.cat([images, pseudo_images])
                 targets = torch.cat([targets, pseudo_targets[pseudo_idx]])
                 weights = torch.cat([weights, pseudo_weights[pseudo_idx] * rampup_weight(step, rampup_steps)])
-            logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
+            with torch.autocast(torch_dev.type, dtype=torch.bfloat16, enabled=options.amp):
+                logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
+            # The loss in float32 (autocast leaves bf16 logits).
+            logits = logits.float()
+            aux_loss = None if aux_loss is None else aux_loss.float()
             loss = soft_cross_entropy(logits, targets, weights)
             if aux_loss is not None:
                 loss = loss + aux.weight * aux_loss
@@ -275,7 +288,14 @@ def fit(
             on_epoch(record)
     if average is not None:
         average.copy_to(model)
+    if layout_hook is not None:
+        layout_hook.remove()
     return history
+
+
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: 4-D image batches (B, 3, S, S) in NHWC memory order."""
+    return tuple(a.contiguous(memory_format=torch.channels_last) if torch.is_tensor(a) and a.dim() == 4 else a for a in args)
 
 
 def _forward(
@@ -308,6 +328,14 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def _state_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _fingerprint(
     model: nn.Module,
     labeled: TrainSet,
@@ -320,9 +348,10 @@ def _fingerprint(
     """Identity of a training run: a checkpoint resumes only the run that wrote it.
 
     Hashes the rows themselves (paths, targets, weights), so two pseudo-label sets of
-    one size and one target sum never collide.
+    one size and one target sum never collide, and the starting weights, so a run that
+    starts from other weights (a weights file, the teacher's) never resumes this one.
     """
-    parts = [label, repr(options), str(count_parameters(model))]
+    parts = [label, repr(options), str(count_parameters(model)), _state_digest(model)]
     if world.size > 1:
         parts.append(f"world={world.size}")
     for train_set in (labeled, pseudo):

@@ -1,5 +1,6 @@
 """What each generation learns from: the teacher's and each student's training run,
-the student's optional labeled fine-tune, and the temperature fitted on val."""
+where its weights start, the student's optional labeled fine-tune, and the
+temperature fitted on val."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from selftrain.architectures import build_model
 from selftrain.augment import resolve_device
 from selftrain.calibration import fit_temperature
 from selftrain.config import Params, StudentConfig, TeacherConfig
@@ -17,8 +19,9 @@ from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
 from selftrain.errors import TrainingError
 from selftrain.infer import predict_split
-from selftrain.models import Calibrated, ModelHeader, create_model, header_for
+from selftrain.models import Calibrated, ModelHeader, header_for, load_model
 from selftrain.train import FitOptions, TrainSet, UnlabeledLoss, fit, seed_everything
+from selftrain.weights import load_matching, load_weights
 
 
 def labeled_train_set(dataset: Dataset) -> TrainSet:
@@ -64,6 +67,55 @@ def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated
     return Calibrated(model, temperature).eval()
 
 
+def hardware_options(params: Params) -> dict[str, bool]:
+    """FitOptions' amp and channels_last: params `train` resolved for this run's device
+    (auto is on under CUDA, off on the CPU)."""
+    amp, channels_last = params.train.resolved(cuda=resolve_device(params.augment.device) == "gpu")
+    return {"amp": amp, "channels_last": channels_last}
+
+
+def initial_model(
+    params: Params,
+    gen: int,
+    num_classes: int,
+    label: str,
+    teacher_dir: str | Path | None = None,
+    log=print,
+) -> tuple[nn.Module, str | None, dict[str, bool]]:
+    """Generation `gen`'s module before training, where its weights came from (None:
+    fresh) and which noise knobs its architecture applies; each fact is logged.
+
+    Weights come from `weights` in params (teacher or generation), else, with
+    student.init 'teacher', from the teacher's model in `teacher_dir`: the tensors that
+    match by name and shape (all of them for the same architecture), the rest fresh.
+    """
+    section = "teacher" if gen == 0 else "student"
+    cfg = params.teacher if gen == 0 else params.student
+    arch = params.arch(gen)
+    width, depth = params.model_size(gen)
+    model, noise_applied = build_model(arch, width, depth, cfg.dropout, cfg.drop_path, num_classes)
+    for knob, applied in noise_applied.items():
+        if not applied:
+            log(f"{label}: {arch} has no {knob} setting; {section}.{knob}={getattr(cfg, knob)} is not applied")
+    source = params.weights(gen)
+    if source is not None:
+        replaced = load_weights(model, source)
+        log(f"{label}: weights from {source}")
+        if replaced:
+            log(f"{label}: class count differs; classifier tensors replaced (fresh): {', '.join(replaced)}")
+    elif gen > 0 and params.student.init == "teacher":
+        if teacher_dir is None:
+            raise TrainingError(f"{label}: student.init is 'teacher' but no teacher model was given")
+        teacher, _ = load_model(teacher_dir)
+        loaded, fresh = load_matching(model, teacher.net.state_dict())
+        source = str(teacher_dir)
+        log(f"{label}: {len(loaded)} tensors from the teacher {teacher_dir}, {len(fresh)} fresh")
+        if fresh:
+            log(f"{label}: fresh (no tensor of that name and shape in the teacher): {', '.join(fresh[:10])}"
+                + (f" and {len(fresh) - 10} more" if len(fresh) > 10 else ""))  # fmt: skip
+    return model, source, noise_applied
+
+
 def train_teacher(
     dataset: Dataset,
     params: Params,
@@ -85,24 +137,30 @@ def train_teacher(
         input_noise=cfg.input_noise,
         unlabeled=aux,
         ema_decay=cfg.ema_decay,
+        arch=params.arch(0),
+        **hardware_options(params),
     )
     # Seeded initial weights: a rerun of the stage (another process) trains the same model.
     seed_everything(options.seed)
-    model = create_model(cfg.width, cfg.depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
-    history = fit(
-        model,
-        labeled_train_set(dataset),
-        None,
-        options,
-        resolve_device(params.augment.device),
-        "train_teacher",
-        on_epoch,
-        checkpoint,
-        world,
-        unlabeled=pool,
-    )
+    model, source, noise_applied = initial_model(params, 0, dataset.num_classes, "train_teacher")
+    history: list[dict] = []
+    if cfg.epochs:
+        history = fit(
+            model,
+            labeled_train_set(dataset),
+            None,
+            options,
+            resolve_device(params.augment.device),
+            "train_teacher",
+            on_epoch,
+            checkpoint,
+            world,
+            unlabeled=pool,
+        )
+    # epochs 0 imports the weights as they are; its temperature is fitted on this val split
+    # like any generation's (calibration.enabled), so its confidences suit the thresholds.
     result = calibrated(model, dataset, params)
-    header = header_for(model, params, dataset, 0, float(result.temperature))
+    header = header_for(model, params, dataset, 0, float(result.temperature), source, noise_applied)
     return result, header, history
 
 
@@ -114,10 +172,11 @@ def train_student(
     on_epoch=None,
     checkpoint: Path | None = None,
     world: World = SINGLE_PROCESS,
+    teacher_dir: str | Path | None = None,
 ) -> tuple[Calibrated, ModelHeader, list[dict]]:
+    """A noised student; `teacher_dir` (its teacher's model) is read with student.init 'teacher'."""
     cfg = params.student
     aux, pool = unlabeled_loss(cfg, dataset)
-    width, depth = params.model_size(gen)
     generation = params.generations[gen]
     options = FitOptions(
         epochs=generation.epochs or cfg.epochs,
@@ -133,9 +192,12 @@ def train_student(
         unlabeled=aux,
         ema_decay=cfg.ema_decay,
         pseudo_rampup_epochs=cfg.pseudo_rampup_epochs,
+        arch=params.arch(gen),
+        **hardware_options(params),
     )
     seed_everything(options.seed)
-    model = create_model(width, depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
+    label = f"train_student@{gen}"
+    model, source, noise_applied = initial_model(params, gen, dataset.num_classes, label, teacher_dir)
     labeled = labeled_train_set(dataset)
     device = resolve_device(params.augment.device)
     history = fit(
@@ -144,7 +206,7 @@ def train_student(
         pseudo_train_set(dataset, refined, gen),
         options,
         device,
-        f"train_student@{gen}",
+        label,
         on_epoch,
         checkpoint,
         world,
@@ -153,7 +215,7 @@ def train_student(
     if cfg.finetune_epochs:
         history += _finetune(model, labeled, options, cfg.finetune_epochs, cfg.finetune_lr, device, gen, on_epoch, checkpoint, world)
     result = calibrated(model, dataset, params)
-    header = header_for(model, params, dataset, gen, float(result.temperature))
+    header = header_for(model, params, dataset, gen, float(result.temperature), source, noise_applied)
     return result, header, history
 
 
@@ -177,6 +239,8 @@ def _finetune(model, labeled, options, epochs, lr, device, gen, on_epoch, checkp
 
 __all__ = [
     "calibrated",
+    "hardware_options",
+    "initial_model",
     "labeled_train_set",
     "pseudo_train_set",
     "train_student",

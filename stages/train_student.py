@@ -17,6 +17,9 @@ def main(argv=None):
     p.add_argument("--gen", type=int, required=True, help="generation k of the student")
     p.add_argument("--manifest", default="data/prepared/manifest.parquet", help="prepared manifest")
     p.add_argument("--refined", required=True, help="this round's refined table")
+    p.add_argument(
+        "--teacher", default=None, help="the teacher's model directory (read when student.init is 'teacher')"
+    )
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--live-dir", required=True, help="DVCLive directory for per-epoch curves")
     p.add_argument(
@@ -35,7 +38,10 @@ def main(argv=None):
         refined = pd.read_parquet(args.refined)
         pseudo_rows = int(refined.loc[refined["kept"], "copies"].sum())
         progress.start(student_images_per_epoch(pseudo_rows, params.student.batch_size, params.student.batch_ratio))
-        return train_student(dataset, refined, params, args.gen, on_epoch=progress, checkpoint=checkpoint, world=world)
+        return train_student(
+            dataset, refined, params, args.gen, on_epoch=progress, checkpoint=checkpoint, world=world,
+            teacher_dir=args.teacher,
+        )  # fmt: skip
 
     train_and_save(
         "stages.train_student", argv, params, train, epochs=epochs,

@@ -108,4 +108,10 @@ def train_and_save(
         return
     save_model(model, header, out)
     checkpoint.unlink(missing_ok=True)
+    if not history:
+        # An imported generation 0 (teacher.epochs 0) has no curves; dvc.yaml still
+        # declares their folder, so it exists, empty.
+        (Path(live_dir) / "plots" / "metrics").mkdir(parents=True, exist_ok=True)
+        print(f"{label}: {header.num_parameters} parameters, imported from {header.source} without training")
+        return
     print(f"{label}: {header.num_parameters} parameters, {threads} torch threads, last epoch {history[-1]}")

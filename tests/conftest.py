@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # data/raw holds only its README here; prepare depends on the folder for every source.
 PROJECT_FILES = (
     "selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw",
-    "data/corrections.csv",
+    "data/corrections.csv", "weights",
 )
 
 # Stages run `python -m stages.x` under DVC: this interpreter must be first on PATH.

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from selftrain.architectures import RESNET_S3
 from selftrain.errors import ModelError
 from selftrain.models import (
-    ARCHITECTURE,
     HEADER_FILE,
     ModelHeader,
     count_parameters,
@@ -20,7 +20,7 @@ from selftrain.models import (
 
 
 def header(model, width=8, depth=1, classes=("a", "b", "c")) -> ModelHeader:
-    return ModelHeader(ARCHITECTURE, width, depth, len(classes), tuple(classes), 16, 0, count_parameters(model))
+    return ModelHeader(RESNET_S3, width, depth, len(classes), tuple(classes), 16, 0, count_parameters(model))
 
 
 def test_logits_shape():
@@ -52,7 +52,7 @@ def test_checkpoint_round_trip(tmp_path):
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(model(x), loaded(x))
     assert head.num_parameters == count_parameters(model)
-    assert json.loads((tmp_path / "m" / HEADER_FILE).read_text())["architecture"] == ARCHITECTURE
+    assert json.loads((tmp_path / "m" / HEADER_FILE).read_text())["architecture"] == RESNET_S3
 
 
 def test_checkpoint_with_other_classes_names_both(tmp_path):
@@ -66,7 +66,7 @@ def test_checkpoint_of_other_architecture_is_named(tmp_path):
     model = create_model(8, 1, 0.0, 0.0, 3)
     # A header that lies about the width: the weights do not fit.
     save_model(model, header(model, width=16), tmp_path / "m")
-    with pytest.raises(ModelError, match=r"weights do not fit the header's architecture \(width=16"):
+    with pytest.raises(ModelError, match=r"weights do not fit the header's architecture \(resnet-s3, width=16"):
         load_model(tmp_path / "m")
 
 

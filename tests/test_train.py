@@ -210,6 +210,29 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_images, tmp_path):
     assert [r["epoch"] for r in epochs_run] == [1, 2]
 
 
+def test_checkpoint_of_other_starting_weights_is_not_resumed(tiny_images, tmp_path):
+    # A run interrupted while training from one set of weights (a weights file, the
+    # teacher's) must not be resumed by a run that starts from other weights.
+    paths, labels = tiny_images
+    train_set = TrainSet.from_labels(paths, labels, 2)
+    ckpt = tmp_path / "ckpt.pt"
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(record):
+        raise Interrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(Interrupt):
+        fit(create_model(8, 1, 0.0, 0.0, 2), train_set, None, options(epochs=2), "cpu", "a", on_epoch=stop, checkpoint=ckpt)
+    torch.manual_seed(1)
+    epochs_run = []
+    fit(create_model(8, 1, 0.0, 0.0, 2), train_set, None, options(epochs=2), "cpu", "a",
+        on_epoch=epochs_run.append, checkpoint=ckpt)  # fmt: skip
+    assert [r["epoch"] for r in epochs_run] == [1, 2]
+
+
 def test_fingerprint_tells_apart_pseudo_sets_of_one_size_and_sum(tiny_images):
     # Two pseudo-label sets with the same row count and target sum (each row sums to 1)
     # but different labels: a checkpoint of one must not resume the other.

@@ -78,3 +78,32 @@ def test_train_teacher_prints_each_epoch(tmp_path):
     assert all("images/s  ETA " in line for line in lines)
     assert lines[-1].endswith("ETA 0:00:00")
     assert len((project / "dvclive/gen0/plots/metrics/train/loss.tsv").read_text().splitlines()) == 1 + 2
+
+
+@pytest.mark.integration
+def test_imported_teacher_runs_under_dvc_and_is_scored(tmp_path):
+    """teacher.epochs 0 + weights: train_teacher imports the file from weights/ (a dep),
+    trains no epoch (its curves folder exists, empty) and evaluate@0 scores it."""
+    import json
+
+    import torch
+
+    from selftrain.architectures import build_model
+
+    params = tiny_params()
+    params["teacher"].update(arch="resnet18", width=None, depth=None, epochs=0, weights="weights/r18.pt")
+    params["generations"] = {"1": {"teacher": 0, "arch": "resnet34"}, "2": {"teacher": 1, "arch": "resnet50"}}
+    project = make_project(tmp_path / "p", params)
+    model, _ = build_model("resnet18", None, None, 0.0, 0.0, 1000)  # an ImageNet-sized head: replaced
+    torch.save(model.state_dict(), project / "weights" / "r18.pt")
+    out = dvc(project, "repro", "evaluate@0").stdout
+    assert "train_teacher: weights from weights/r18.pt" in out
+    assert "classifier tensors replaced (fresh): fc.weight, fc.bias" in out
+    assert "imported from weights/r18.pt without training" in out
+    header = json.loads((project / "models/gen0/model.json").read_text())
+    assert (header["architecture"], header["source"]) == ("resnet18", "weights/r18.pt")
+    assert header["noise_applied"] == {"dropout": False, "drop_path": True}  # teacher.dropout 0.1, drop_path 0
+    metrics = json.loads((project / "metrics/gen0.json").read_text())
+    assert metrics["architecture"] == "resnet18" and metrics["noise_applied"] == header["noise_applied"]
+    assert (project / "dvclive/gen0/plots/metrics").is_dir()
+    assert "Data and pipelines are up to date" in dvc(project, "status", "evaluate@0").stdout

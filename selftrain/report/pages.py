@@ -93,8 +93,9 @@ def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
     generations = generation_table(paths, max(gens, default=0))
     if generations.empty:
         return note_html("no metrics/gen{k}.json on disk yet")
-    # Generation 0 has no pseudo-labels: its null turns the count column into floats.
-    for column in ("pseudo_kept", "val_size"):
+    # Generation 0 has no pseudo-labels and a torchvision architecture no width/depth:
+    # their nulls turn those integer columns into floats.
+    for column in ("width", "depth", "pseudo_kept", "val_size"):
         generations[column] = pd.array(generations[column].tolist(), dtype="Int64")
     figure = generation_figure(generations)
     curve = figure_html(figure, "test accuracy and macro-F1 per generation", "generation-curve")
