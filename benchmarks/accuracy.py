@@ -4,6 +4,8 @@ Runs the loop in-process through the library (no DVC, no Prefect: one process st
 for every configuration), for each label fraction x seed x ablation, and appends one JSON
 record per run to `--out`. The markdown table is rendered from that file, so a partial
 run still reports what finished (`--table-only` re-renders without training).
+`benchmarks.accuracy_grid` runs the same grid through the product's stages as DVC
+experiments and writes the same records (its overhead is in BENCHMARKS.md).
 
 An ablation is a list of `-S`-style overrides applied with `selftrain.config.apply_overrides`,
 exactly as `dvc exp run -S` would; each table row names them.
@@ -69,6 +71,21 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "student_consistency": ("student.unlabeled=consistency",),
 }
 BASELINE = "baseline"
+
+
+def ablation_names(spec: str, baseline: bool) -> list[str]:
+    """The configurations `--ablations` names ('none', 'all' or comma-separated), the
+    baseline first when `baseline`."""
+    if spec == "none":
+        names = []
+    elif spec == "all":
+        names = list(ABLATIONS)
+    else:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ABLATIONS]
+        if unknown:
+            raise ValueError(f"--ablations: unknown {unknown}; choose from {list(ABLATIONS)}")
+    return [BASELINE, *names] if baseline else names
 
 
 def ablation_overrides(name: str, raw: dict, generations: int) -> tuple[str, ...]:
@@ -150,7 +167,8 @@ def train_supervised_baseline(dataset: Dataset, supervised: Params) -> float:
     return metrics["accuracy"]
 
 
-def _calibration(metrics: dict) -> dict:
+def calibration_summary(metrics: dict) -> dict:
+    """The record's calibration fields of a metrics/gen{k}.json-shaped dict."""
     return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
 
 
@@ -169,7 +187,7 @@ def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None =
             "teacher": metrics["accuracy"],
             "teacher_val": metrics.get("val", {}).get("accuracy"),
             "val_size": metrics.get("val_size"),
-            "teacher_calibration": _calibration(metrics),
+            "teacher_calibration": calibration_summary(metrics),
             "generations": [],
         }
         log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
@@ -198,7 +216,7 @@ def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None =
                     "kept": int(result.table["kept"].sum()),
                     "pseudo_accuracy_before": accuracy.get("before"),
                     "pseudo_accuracy_after": accuracy.get("after"),
-                    "calibration": _calibration(metrics),
+                    "calibration": calibration_summary(metrics),
                 }
             )
             log(
@@ -387,17 +405,10 @@ def main(argv=None) -> int:
         print(targets_table(load_records(out)))
         return 0
 
-    if args.ablations == "none":
-        names = []
-    elif args.ablations == "all":
-        names = list(ABLATIONS)
-    else:
-        names = [n.strip() for n in args.ablations.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ABLATIONS]
-        if unknown:
-            p.error(f"--ablations: unknown {unknown}; choose from {list(ABLATIONS)}")
-    if not args.no_baseline:
-        names = [BASELINE, *names]
+    try:
+        names = ablation_names(args.ablations, baseline=not args.no_baseline)
+    except ValueError as exc:
+        p.error(str(exc))
     raw = read_raw_params(args.params)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     for ablation in names:

@@ -34,7 +34,9 @@ from benchmarks.accuracy import (
     ABLATIONS,
     BASELINE,
     ROOT,
+    ablation_names,
     ablation_overrides,
+    calibration_summary,
     load_records,
     markdown_table,
     save_record,
@@ -113,10 +115,6 @@ def labeled_rows(project: Path, rev: str) -> int:
     return int((pd.read_parquet(io.BytesIO(manifest))["split"] == "labeled").sum())
 
 
-def _calibration(metrics: dict) -> dict:
-    return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
-
-
 def experiment_record(project: Path, shown: dict, num_generations: int) -> dict:
     """One `benchmarks.accuracy` record from an experiment's commit."""
     rev = shown["rev"]
@@ -126,7 +124,7 @@ def experiment_record(project: Path, shown: dict, num_generations: int) -> dict:
         "teacher": teacher["accuracy"],
         "teacher_val": teacher.get("val", {}).get("accuracy"),
         "val_size": teacher.get("val_size"),
-        "teacher_calibration": _calibration(teacher),
+        "teacher_calibration": calibration_summary(teacher),
         "generations": [],
         # What the pipeline's select_best chose (metrics/summary.json), beside the records'
         # own best_by_val, which applies the same rule.
@@ -145,7 +143,7 @@ def experiment_record(project: Path, shown: dict, num_generations: int) -> dict:
                 "kept": report["kept"],
                 "pseudo_accuracy_before": accuracy.get("before"),
                 "pseudo_accuracy_after": accuracy.get("after"),
-                "calibration": _calibration(metrics),
+                "calibration": calibration_summary(metrics),
             }
         )
     return record
@@ -175,17 +173,10 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = p.parse_args(argv)
 
-    if args.ablations == "none":
-        names = []
-    elif args.ablations == "all":
-        names = list(ABLATIONS)
-    else:
-        names = [n.strip() for n in args.ablations.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ABLATIONS]
-        if unknown:
-            p.error(f"--ablations: unknown {unknown}; choose from {list(ABLATIONS)}")
-    if not args.no_baseline:
-        names = [BASELINE, *names]
+    try:
+        names = ablation_names(args.ablations, baseline=not args.no_baseline)
+    except ValueError as exc:
+        p.error(str(exc))
     project = Path(args.project).resolve()
     raw = read_raw_params(project / "params.yaml")
     num_generations = len(raw["generations"])
