@@ -77,12 +77,24 @@ def unfinished(status_table: str, names: set[str]) -> set[str]:
 
 
 def run_queue(project: Path, names: set[str], jobs: int, poll_seconds: float, timeout_seconds: float) -> None:
-    dvc_command(project, "queue", "start", "--jobs", str(jobs))
+    """Start the workers, wait until none of `names` is queued or running, stop the workers."""
+    # The workers are daemons that inherit the starter's stdout and stderr: captured pipes
+    # would stay open (and `subprocess.run` wait) for as long as a worker lives.
+    started = subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start", "--jobs", str(jobs)],
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    if started.returncode != 0:
+        raise RuntimeError(f"dvc queue start exited {started.returncode} in {project}")
     deadline = time.monotonic() + timeout_seconds
-    while waiting := unfinished(dvc_command(project, "queue", "status"), names):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still queued or running after {timeout_seconds:.0f} s: {sorted(waiting)}")
-        time.sleep(poll_seconds)
+    try:
+        while waiting := unfinished(dvc_command(project, "queue", "status"), names):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still queued or running after {timeout_seconds:.0f} s: {sorted(waiting)}")
+            time.sleep(poll_seconds)
+    finally:
+        # An idle worker otherwise outlives the benchmark.
+        dvc_command(project, "queue", "stop")
 
 
 def shown_experiments(project: Path) -> dict[str, dict]:
