@@ -4,6 +4,8 @@ Runs the loop in-process through the library (no DVC, no Prefect: one process st
 for every configuration), for each label fraction x seed x ablation, and appends one JSON
 record per run to `--out`. The markdown table is rendered from that file, so a partial
 run still reports what finished (`--table-only` re-renders without training).
+`benchmarks.accuracy_grid` runs the same grid through the product's stages as DVC
+experiments and writes the same records (its overhead is in BENCHMARKS.md).
 
 An ablation is a list of `-S`-style overrides applied with `selftrain.config.apply_overrides`,
 exactly as `dvc exp run -S` would; each table row names them.
@@ -31,6 +33,7 @@ import pandas as pd
 from selftrain.config import Params, apply_overrides, params_from_dict, read_raw_params
 from selftrain.data import Dataset, input_size, prepare_digits
 from selftrain.evaluate import evaluate_model
+from selftrain.gate import best_index, tie_tolerance
 from selftrain.infer import infer_pool
 from selftrain.models import create_model, header_for
 from selftrain.refine import RefineContext, parse_refine_config, refine
@@ -68,6 +71,21 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "student_consistency": ("student.unlabeled=consistency",),
 }
 BASELINE = "baseline"
+
+
+def ablation_names(spec: str, baseline: bool) -> list[str]:
+    """The configurations `--ablations` names ('none', 'all' or comma-separated), the
+    baseline first when `baseline`."""
+    if spec == "none":
+        names = []
+    elif spec == "all":
+        names = list(ABLATIONS)
+    else:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ABLATIONS]
+        if unknown:
+            raise ValueError(f"--ablations: unknown {unknown}; choose from {list(ABLATIONS)}")
+    return [BASELINE, *names] if baseline else names
 
 
 def ablation_overrides(name: str, raw: dict, generations: int) -> tuple[str, ...]:
@@ -149,7 +167,8 @@ def train_supervised_baseline(dataset: Dataset, supervised: Params) -> float:
     return metrics["accuracy"]
 
 
-def _calibration(metrics: dict) -> dict:
+def calibration_summary(metrics: dict) -> dict:
+    """The record's calibration fields of a metrics/gen{k}.json-shaped dict."""
     return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
 
 
@@ -167,7 +186,8 @@ def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None =
             "labeled_rows": int((dataset.manifest["split"] == "labeled").sum()),
             "teacher": metrics["accuracy"],
             "teacher_val": metrics.get("val", {}).get("accuracy"),
-            "teacher_calibration": _calibration(metrics),
+            "val_size": metrics.get("val_size"),
+            "teacher_calibration": calibration_summary(metrics),
             "generations": [],
         }
         log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
@@ -196,7 +216,7 @@ def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None =
                     "kept": int(result.table["kept"].sum()),
                     "pseudo_accuracy_before": accuracy.get("before"),
                     "pseudo_accuracy_after": accuracy.get("after"),
-                    "calibration": _calibration(metrics),
+                    "calibration": calibration_summary(metrics),
                 }
             )
             log(
@@ -262,10 +282,19 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _best_by_val(record: dict, upto: int | None = None) -> dict:
-    """The generation (teacher excluded) with the best val accuracy, as select_best picks."""
-    gens = record["generations"][:upto]
-    return max(gens, key=lambda g: (g["val_accuracy"], -g["gen"]))
+def best_by_val(record: dict, upto: int | None = None) -> tuple[int, float]:
+    """(generation, test accuracy) that select_best would name: the product's `best_index`
+    over the val accuracies of the teacher and generations 1..upto, a near-tie (one val
+    item, `tie_tolerance` of the recorded val size) going to the later generation.
+
+    Records written before the teacher's val accuracy (or the val size) was kept leave the
+    teacher out (or count only exact ties).
+    """
+    candidates = [(0, record["teacher_val"], record["teacher"])] if record.get("teacher_val") is not None else []
+    candidates += [(g["gen"], g["val_accuracy"], g["test_accuracy"]) for g in record["generations"][:upto]]
+    best = best_index([val or 0.0 for _, val, _ in candidates], tie_tolerance(record.get("val_size")))
+    gen, _, test = candidates[best]
+    return gen, test
 
 
 def targets_table(records: list[dict]) -> str:
@@ -279,7 +308,7 @@ def targets_table(records: list[dict]) -> str:
     for fraction in sorted({r["fraction"] for r in base}, reverse=True):
         rows = sorted((r for r in base if r["fraction"] == fraction), key=lambda r: r["seed"])
         teacher = [r["teacher"] for r in rows]
-        best = [_best_by_val(r)["test_accuracy"] for r in rows]
+        best = [best_by_val(r)[1] for r in rows]
         gains = [b - t for b, t in zip(best, teacher)]
         closed = [(b - t) / (r["ceiling"] - t) for b, t, r in zip(best, teacher, rows) if r.get("ceiling")]
         sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
@@ -304,16 +333,16 @@ def targets_table(records: list[dict]) -> str:
         order = list(ABLATIONS)
         for (name, fraction, n_gen), rows in sorted(groups.items(), key=lambda kv: order.index(kv[0][0])):
             rows.sort(key=lambda r: r["seed"])
-            gains = [_best_by_val(r)["test_accuracy"] - r["teacher"] for r in rows]
+            gains = [best_by_val(r)[1] - r["teacher"] for r in rows]
             # The baseline run of each of these seeds, judged on the ablation's first n_gen gens.
             base_of_seed = {
                 b["seed"]: b for b in base
                 if b["fraction"] == fraction and b["num_generations"] >= n_gen and b["seed"] in {r["seed"] for r in rows}
             }
-            base_best = {seed: _best_by_val(b, n_gen)["test_accuracy"] for seed, b in base_of_seed.items()}
+            base_best = {seed: best_by_val(b, n_gen)[1] for seed, b in base_of_seed.items()}
             base_gains = [base_best[seed] - b["teacher"] for seed, b in base_of_seed.items()]
             # Same seed, ablation's best generation against the baseline's: negative = it hurts.
-            versus = [_best_by_val(r)["test_accuracy"] - base_best[r["seed"]] for r in rows if r["seed"] in base_best]
+            versus = [best_by_val(r)[1] - base_best[r["seed"]] for r in rows if r["seed"] in base_best]
             kept = (
                 f"{statistics.fmean(gains) / statistics.fmean(base_gains) * 100:.0f}%"
                 if base_gains and statistics.fmean(base_gains) > 0 else "-"
@@ -376,17 +405,10 @@ def main(argv=None) -> int:
         print(targets_table(load_records(out)))
         return 0
 
-    if args.ablations == "none":
-        names = []
-    elif args.ablations == "all":
-        names = list(ABLATIONS)
-    else:
-        names = [n.strip() for n in args.ablations.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ABLATIONS]
-        if unknown:
-            p.error(f"--ablations: unknown {unknown}; choose from {list(ABLATIONS)}")
-    if not args.no_baseline:
-        names = [BASELINE, *names]
+    try:
+        names = ablation_names(args.ablations, baseline=not args.no_baseline)
+    except ValueError as exc:
+        p.error(str(exc))
     raw = read_raw_params(args.params)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     for ablation in names:

@@ -14,16 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.accuracy import BASELINE, _mean_std
-
-
-def best_by_val(record: dict) -> tuple[int, float]:
-    """(generation, test accuracy) of the generation 0..N with the best val accuracy;
-    ties go to the later generation."""
-    candidates = [(record.get("teacher_val") or 0.0, 0, record["teacher"])]
-    candidates += [(g["val_accuracy"] or 0.0, g["gen"], g["test_accuracy"]) for g in record["generations"]]
-    val, gen, test = max(candidates, key=lambda c: (c[0], c[1]))
-    return gen, test
+from benchmarks.accuracy import BASELINE, _mean_std, best_by_val
 
 
 def attach_ceilings(records: list[dict], reference: list[dict]) -> None:

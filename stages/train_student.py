@@ -1,15 +1,12 @@
 """train_student: a noised student on labeled rows plus the round's refined pseudo-labels."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.paths import ProjectPaths
 from selftrain.trainers import train_student
 from stages.common import parser, run
-from stages.training import student_images_per_epoch, train_and_save
+from stages.training import add_training_flags, checkpoint_path, student_images_per_epoch, train_and_save
 
 
 def main(argv=None):
@@ -21,14 +18,9 @@ def main(argv=None):
         "--teacher", default=None, help="the teacher's model directory (read when student.init is 'teacher')"
     )
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--live-dir", required=True, help="DVCLive directory for per-epoch curves")
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="per-epoch state for resuming an interrupted run (default: checkpoints/gen{k}.pt)",
-    )
+    add_training_flags(p)
     args = p.parse_args(argv)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(args.gen)
+    checkpoint = checkpoint_path(args.checkpoint, args.gen)
     params = load_params(args.params)
 
     epochs = params.generations[args.gen].epochs or params.student.epochs

@@ -1,27 +1,19 @@
 """train_teacher: generation 0, learned from the labeled rows only."""
 
-from pathlib import Path
-
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.paths import ProjectPaths
 from selftrain.trainers import train_teacher
 from stages.common import parser, run
-from stages.training import train_and_save
+from stages.training import add_training_flags, checkpoint_path, train_and_save
 
 
 def main(argv=None):
     p = parser(__doc__)
     p.add_argument("--manifest", default="data/prepared/manifest.parquet", help="prepared manifest")
     p.add_argument("--out", default="models/gen0", help="model directory to write")
-    p.add_argument("--live-dir", required=True, help="DVCLive directory for per-epoch curves")
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="per-epoch state for resuming an interrupted run (default: checkpoints/gen{k}.pt)",
-    )
+    add_training_flags(p)
     args = p.parse_args(argv)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else ProjectPaths().checkpoint(0)
+    checkpoint = checkpoint_path(args.checkpoint, 0)
     params = load_params(args.params)
 
     def train(world, progress):

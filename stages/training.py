@@ -3,6 +3,7 @@ progress, rank 0's writes."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -14,7 +15,23 @@ from selftrain.augment import resolve_device
 from selftrain.config import Params
 from selftrain.distributed import World, apply_thread_count, needs_relaunch, process_group, relaunch
 from selftrain.models import save_model
+from selftrain.paths import ProjectPaths
 from selftrain.tracking import LiveCurves
+
+
+def add_training_flags(p: argparse.ArgumentParser) -> None:
+    """The flags both training stages take: where the curves go, and the resume checkpoint."""
+    p.add_argument("--live-dir", required=True, help="DVCLive directory for per-epoch curves")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="per-epoch state for resuming an interrupted run (default: checkpoints/gen{k}.pt)",
+    )
+
+
+def checkpoint_path(flag: str | None, gen: int) -> Path:
+    """The --checkpoint given, else generation `gen`'s default (`ProjectPaths.checkpoint`)."""
+    return Path(flag) if flag else ProjectPaths().checkpoint(gen)
 
 
 def epoch_line(label: str, record: dict, epochs: int, images_per_second: float, eta_seconds: float) -> str:

@@ -50,10 +50,24 @@ def _row(table: str, first_cell: str) -> list[str]:
 
 
 def test_best_generation_is_chosen_by_val_not_test(accuracy):
-    # Gen 2 has the best test accuracy but gen 1 the best val: the benchmark must pick gen 1,
-    # as the pipeline's select_best would; ties on val go to the earlier generation.
+    # Gen 2 has the best test accuracy but gens 1 and 3 the best val: the benchmark picks by
+    # val, and an exact tie goes to the later generation, as the pipeline's select_best does.
     record = _record("baseline", 0, 0.80, [(0.90, 0.85), (0.88, 0.95), (0.90, 0.70)])
-    assert accuracy._best_by_val(record)["gen"] == 1
+    assert accuracy.best_by_val(record) == (3, 0.70)
+
+
+def test_best_generation_is_the_one_select_best_names(accuracy):
+    # The product's rule (selftrain.gate.best_pointer): the teacher is a candidate, and val
+    # accuracies within one val item (1/50 here) are a tie won by the later generation.
+    record = _record("baseline", 0, 0.80, [(0.90, 0.85), (0.89, 0.95)])
+    record.update(teacher_val=0.95, val_size=50)
+    assert accuracy.best_by_val(record) == (0, 0.80)
+    record.update(teacher_val=0.88)
+    assert accuracy.best_by_val(record) == (2, 0.95)
+    # Judged on the first generation only (the ablation's count): the teacher is within a tie.
+    assert accuracy.best_by_val(record, upto=1) == (1, 0.85)
+    del record["val_size"]  # older records: only exact ties
+    assert accuracy.best_by_val(record) == (1, 0.85)
 
 
 def test_targets_table_pairs_each_ablation_with_the_baseline_of_its_seed(accuracy):

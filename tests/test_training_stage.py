@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import pytest
 
 from conftest import dvc, make_project, tiny_params
-from stages.training import EpochProgress, student_images_per_epoch
+from stages.training import EpochProgress, add_training_flags, checkpoint_path, student_images_per_epoch
 
 
 class FakeClock:
@@ -66,6 +69,16 @@ def test_other_ranks_stay_silent(tmp_path, capsys):
 def test_student_epoch_reads_every_pseudo_row_and_a_labeled_batch_per_step():
     # 50 pseudo rows in batches of round(16 * 2.0) = 32: 2 steps, each with 16 labeled rows
     assert student_images_per_epoch(50, 16, 2.0) == 50 + 2 * 16
+
+
+def test_both_training_stages_take_the_curve_dir_and_a_checkpoint_defaulting_per_generation():
+    p = argparse.ArgumentParser()
+    add_training_flags(p)
+    args = p.parse_args(["--live-dir", "dvclive/gen2"])
+    assert checkpoint_path(args.checkpoint, 2) == Path("checkpoints/gen2.pt")
+    assert checkpoint_path(p.parse_args(["--live-dir", "d", "--checkpoint", "c.pt"]).checkpoint, 2) == Path("c.pt")
+    with pytest.raises(SystemExit):
+        p.parse_args([])  # --live-dir is required
 
 
 @pytest.mark.integration
