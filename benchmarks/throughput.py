@@ -9,7 +9,7 @@ so its peak RSS is exact: the child's `ru_maxrss` from `os.wait4`. In the child:
   noise) over --images digits resized to SIZE, for 2 epochs; images/s is the second
   epoch's (the first pays for pipeline start-up and allocator warm-up), timed between
   the two epochs' ends.
-- infer: `selftrain.infer.predict_probs` (the inference pipeline, eval mode, no
+- infer: `selftrain.prediction.predict_probs` (the inference pipeline, eval mode, no
   gradients) over the same images at batch --infer-batch, after one warm-up pass.
 
 Example (the lead's full grid; one row of BENCHMARKS.md per case)::
@@ -49,7 +49,7 @@ def run_case(arch: str, size: int, images: int, batch: int, infer_batch: int, th
     from selftrain.architectures import RESNET_S3, build_model
     from selftrain.config import AugmentConfig, DataConfig, OptimConfig
     from selftrain.data import prepare_digits
-    from selftrain.infer import predict_probs
+    from selftrain.prediction import predict_probs
     from selftrain.models import count_parameters
     from selftrain.train import FitOptions, TrainSet, fit
 

@@ -10,9 +10,9 @@ from torch import nn
 from selftrain.calibration import expected_calibration_error, nll, softmax
 from selftrain.config import Params
 from selftrain.data import Dataset
-from selftrain.infer import predict_split
 from selftrain.metrics import classification_metrics, confusion_rows
 from selftrain.models import Calibrated, ModelHeader
+from selftrain.prediction import predict_split
 
 
 def evaluate_model(

@@ -1,7 +1,6 @@
-"""Unnoised prediction over a pool, and the round's pseudo-label table.
+"""The round's pseudo-label table: the teacher's predictions over the pool, written as parts.
 
-The teacher infers without noise: eval mode (no dropout, no stochastic depth)
-and a DALI pipeline with `train=False` (no augmentation, fixed order).
+The predictions come from `selftrain.prediction` (eval mode, no augmentation, fixed order).
 
 The round's table is a directory with one part per shard of the pool
 (`part-00000.parquet`, ...). Shard i is the i-th contiguous range of the pool in
@@ -22,10 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,15 +33,14 @@ import torch
 from torch import nn
 
 from selftrain import augment as _augment, data as _data, models as _models
-from selftrain import normalization as _normalization, transforms as _transforms
+from selftrain import normalization as _normalization, prediction as _prediction, transforms as _transforms
 from selftrain.atomic import atomic_path
-from selftrain.augment import create_loader, resolve_device, torch_device
-from selftrain.config import AugmentConfig, Params
-from selftrain.data import Dataset, input_normalization, input_size
+from selftrain.config import Params
+from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
-from selftrain.normalization import IMAGENET, Normalization
-from selftrain.ood import FEATURE_SCORES, Centroids, OodScorer, capture_features, reference_digest
+from selftrain.ood import OodScorer, reference_digest
 from selftrain.paths import pseudo_label_part
+from selftrain.prediction import fit_ood_scorer, predict_scored, summarize_probs
 from selftrain.truth import TRUTH_COLUMN
 
 # Columns of the pseudo-label table, in order; later columns only ever get added.
@@ -63,9 +60,15 @@ FINGERPRINT_KEY = b"selftrain.fingerprint"
 # Bump when a part's content changes for a reason the fingerprint cannot see.
 _PART_FORMAT = b"pseudo-label-part/2"
 # Code besides this module that shapes a part: decoding, resizing and normalising
-# (augment, transforms, normalization), the network (models), path resolution (data). A change to any of them recomputes parts.
+# (augment, transforms, normalization), the network (models), path resolution (data),
+# the forward pass and scores (prediction). A change to any of them recomputes parts.
 PREPROCESSING_CODE = (
-    _augment.__file__, _transforms.__file__, _data.__file__, _models.__file__, _normalization.__file__
+    _augment.__file__,
+    _transforms.__file__,
+    _data.__file__,
+    _models.__file__,
+    _normalization.__file__,
+    _prediction.__file__,
 )
 
 
@@ -75,78 +78,6 @@ class ShardResult:
     rows: int
     # False when a part with the same fingerprint was already there and was kept.
     written: bool
-
-
-@torch.no_grad()
-def predict_batches(
-    model: nn.Module,
-    paths: Sequence[str],
-    *,
-    image_size: int,
-    batch_size: int,
-    augment: AugmentConfig,
-    device: str,
-    logits: bool = False,
-    normalization: Normalization = IMAGENET,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (indices (B,) into `paths`, class probabilities (B, C)) batch by batch,
-    in the order of `paths`; with `logits`, the model's raw outputs (B, C) instead.
-    Images are normalised by `normalization` (`selftrain.data.input_normalization`)."""
-    model.eval().to(torch_device(device))
-    loader = create_loader(
-        paths,
-        image_size=image_size,
-        batch_size=batch_size,
-        train=False,
-        augment=augment,
-        normalization=normalization,
-    )
-    for images, idx in loader:
-        out = model(images).float()
-        yield idx.numpy(), (out if logits else torch.softmax(out, dim=1)).cpu().numpy()
-
-
-def predict_probs(
-    model: nn.Module,
-    paths: Sequence[str],
-    *,
-    image_size: int,
-    batch_size: int,
-    augment: AugmentConfig,
-    device: str,
-    logits: bool = False,
-    normalization: Normalization = IMAGENET,
-) -> np.ndarray:
-    """Class probabilities (N, C), row i for paths[i] (raw outputs with `logits`); for
-    splits that fit in memory."""
-    probs: np.ndarray | None = None
-    for idx, batch_probs in predict_batches(
-        model,
-        paths,
-        image_size=image_size,
-        batch_size=batch_size,
-        augment=augment,
-        device=device,
-        logits=logits,
-        normalization=normalization,
-    ):
-        if probs is None:
-            probs = np.empty((len(paths), batch_probs.shape[1]), dtype=np.float32)
-        probs[idx] = batch_probs
-    assert probs is not None, "create_loader refuses an empty pool"
-    return probs
-
-
-def summarize_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
-    """pred, confidence (top-1), margin (top-1 minus top-2), entropy (nats) per row."""
-    top2 = np.sort(probs, axis=1)[:, -2:]  # (N, 2): second-best, best
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
-    return {
-        "pred": probs.argmax(axis=1).astype(np.int64),
-        "confidence": top2[:, 1].astype(np.float64),
-        "margin": (top2[:, 1] - top2[:, 0]).astype(np.float64),
-        "entropy": entropy.astype(np.float64),
-    }
 
 
 def pseudo_label_table(
@@ -307,52 +238,6 @@ def write_part(
             raise DataError(f"{path}: the loader returned {position} of {len(rows)} rows")
 
 
-def predict_scored(
-    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, scorer: OodScorer
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (indices (B,) into `rows`, probabilities (B, C), ood scores (B,)) batch by
-    batch from one forward pass; the probabilities are those `predict_batches` gives."""
-    with capture_features(model) if scorer.needs_features else nullcontext() as capture:
-        for idx, logits in _batches(model, dataset, rows, params):
-            probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-            yield idx, probs, scorer.score(logits, capture.features if capture else None)
-
-
-def fit_ood_scorer(model: nn.Module, dataset: Dataset, params: Params) -> OodScorer:
-    """The `infer.ood_score` scorer; a feature score first places the class centroids from
-    the teacher's penultimate features of the labeled rows."""
-    kind = params.infer.ood_score
-    if kind not in FEATURE_SCORES:
-        return OodScorer(kind)
-    labeled = dataset.labeled()
-    if labeled.empty:
-        raise DataError(f"infer.ood_score: {kind!r} needs labeled rows to place the class centroids; none")
-    features: np.ndarray | None = None
-    with capture_features(model) as capture:
-        for idx, _ in _batches(model, dataset, labeled, params):
-            if features is None:
-                features = np.empty((len(labeled), capture.features.shape[1]), dtype=np.float64)
-            features[idx] = capture.features
-    labels = labeled["label"].to_numpy(dtype=np.int64)
-    return OodScorer(kind, Centroids.fit(features, labels, dataset.num_classes))
-
-
-def _batches(
-    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(indices (B,) into `rows`, calibrated logits (B, C)) per batch, unnoised."""
-    return predict_batches(
-        model,
-        dataset.resolve(rows["path"]),
-        image_size=input_size(dataset, params.data),
-        batch_size=params.infer.batch_size,
-        augment=params.augment,
-        device=resolve_device(params.augment.device),
-        normalization=input_normalization(dataset, params.data),
-        logits=True,
-    )
-
-
 def infer_pool(
     model: nn.Module,
     dataset: Dataset,
@@ -447,19 +332,3 @@ def val_prediction_table(
     table = pseudo_label_table(rows, probs, teacher_gen, ood_score)
     table[TRUTH_COLUMN] = pd.array(val["label"].to_numpy(), dtype="Int64")
     return table
-
-
-def predict_split(
-    model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, logits: bool = False
-) -> np.ndarray:
-    """Probabilities (N, C) for manifest rows of `dataset` (raw outputs with `logits`)."""
-    return predict_probs(
-        model,
-        dataset.resolve(rows["path"]),
-        image_size=input_size(dataset, params.data),
-        batch_size=params.infer.batch_size,
-        augment=params.augment,
-        device=resolve_device(params.augment.device),
-        logits=logits,
-        normalization=input_normalization(dataset, params.data),
-    )

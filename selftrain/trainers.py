@@ -18,8 +18,8 @@ from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
 from selftrain.errors import TrainingError
-from selftrain.infer import predict_split
 from selftrain.models import Calibrated, ModelHeader, header_for, load_model
+from selftrain.prediction import predict_split
 from selftrain.train import FitOptions, TrainSet, UnlabeledLoss, fit, seed_everything
 from selftrain.weights import load_matching, load_weights
 

@@ -12,8 +12,9 @@ from selftrain.atomic import write_parquet
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.errors import ConfigError
-from selftrain.infer import fit_ood_scorer, infer_pool, source_digest, val_prediction_table
+from selftrain.infer import infer_pool, source_digest, val_prediction_table
 from selftrain.models import load_model
+from selftrain.prediction import fit_ood_scorer
 from stages.common import parser, run
 
 

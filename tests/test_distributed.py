@@ -28,8 +28,8 @@ from selftrain.distributed import (
     torchrun_command,
 )
 from selftrain.errors import ConfigError
-from selftrain.infer import predict_split
 from selftrain.models import WEIGHTS_FILE, load_model
+from selftrain.prediction import predict_split
 
 # Odd, so the two ranks' shards are uneven (20 and 21 rows): with a per-rank batch
 # of 4 one rank has 5 batches, the other 6, and the steps must be equalised.

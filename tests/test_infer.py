@@ -13,10 +13,10 @@ from selftrain.infer import (
     PSEUDO_LABEL_COLUMNS,
     infer_pool,
     pseudo_label_table,
-    summarize_probs,
     val_prediction_table,
 )
 from selftrain.models import Calibrated, create_model
+from selftrain.prediction import summarize_probs
 from selftrain.truth import TRUTH_COLUMN
 
 

@@ -175,10 +175,10 @@ def test_stage_writes_one_shard_then_the_rest(project, tmp_path, capsys):
 
 def test_fingerprint_covers_the_preprocessing_code(project, tmp_path, monkeypatch):
     """A part made by other decoding/resizing code (augment.py) is not reused."""
-    from selftrain import augment, data, infer, models
+    from selftrain import augment, data, infer, models, prediction
     from selftrain.data import input_size
 
-    assert {augment.__file__, data.__file__, models.__file__} <= set(infer.PREPROCESSING_CODE)
+    assert {augment.__file__, data.__file__, models.__file__, prediction.__file__} <= set(infer.PREPROCESSING_CODE)
     paths, params, dataset = project
     rows = dataset.unlabeled().iloc[:4]
     copy = tmp_path / "augment.py"

@@ -16,8 +16,8 @@ from sklearn.metrics import f1_score
 from conftest import copy_project, dvc, ran_stages, write_params
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.infer import predict_split
 from selftrain.models import load_model
+from selftrain.prediction import predict_split
 
 pytestmark = pytest.mark.integration
 

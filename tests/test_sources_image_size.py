@@ -12,8 +12,8 @@ from torch import nn
 from selftrain.config import DataConfig, load_params
 from selftrain.data import IMAGE_SIZE_FILE, input_size, load_dataset
 from selftrain.errors import DataError
-from selftrain.infer import predict_split
 from selftrain.models import header_for
+from selftrain.prediction import predict_split
 from selftrain.sources import prepare_source
 from selftrain.sources.image_size import auto_image_size
 from sources_fixtures import folders_config, image
