@@ -1,4 +1,5 @@
-"""Training: `fit` for teacher and student, with per-epoch checkpoints for exact resume.
+"""Training: `fit` for teacher and student, with per-epoch checkpoints for exact resume
+(`selftrain.checkpoints`).
 
 The teacher learns from labeled rows (and, by its `unlabeled` setting, from the
 unlabeled pool through an auxiliary loss). A student's batch is a labeled part and
@@ -10,7 +11,6 @@ when an unlabeled loss is on, else over the labeled rows; the other streams cycl
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
@@ -23,15 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selftrain.atomic import atomic_path
 from selftrain.augment import ImageLoader, create_loader, resolve_geometry, torch_device, two_views
+from selftrain.checkpoints import load_checkpoint, run_fingerprint, save_checkpoint
 from selftrain.config import AugmentConfig, OptimConfig
 from selftrain.distributed import (
     SINGLE_PROCESS,
     World,
     all_ranks_true,
     data_parallel,
-    gather_objects,
     min_over_ranks,
     rank_batch_size,
     sum_over_ranks,
@@ -40,7 +39,6 @@ from selftrain.ema import WeightAverage
 from selftrain.errors import TrainingError
 from selftrain.normalization import IMAGENET, Normalization
 from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch, soft_cross_entropy
-from selftrain.models import count_parameters
 
 
 @dataclass(frozen=True)
@@ -204,9 +202,9 @@ def fit(
     if pseudo:
         pseudo_targets, pseudo_weights = to_dev(pseudo.targets), to_dev(pseudo.weights)
 
-    fingerprint = _fingerprint(model, labeled, pseudo, unlabeled, options, label, world)
+    fingerprint = run_fingerprint(model, labeled, pseudo, unlabeled, options, label, world)
     history: list[dict] = []
-    resumed = _load_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, world)
+    resumed = load_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, world)
     if resumed:
         history, rng_state = resumed
     # After loading: DDP starts every rank from rank 0's weights.
@@ -283,7 +281,7 @@ def fit(
                 record["unlabeled_mask"] = mask_sum / aux_steps
         history.append(record)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, history, world)
+            save_checkpoint(checkpoint, fingerprint, train_net, optimizer, scheduler, average, history, world)
         if on_epoch:
             on_epoch(record)
     if average is not None:
@@ -322,89 +320,6 @@ def _forward(
 def _forever(loader: ImageLoader) -> Iterator[tuple[torch.Tensor, ...]]:
     while True:
         yield from loader
-
-
-def _digest(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def _state_digest(model: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _fingerprint(
-    model: nn.Module,
-    labeled: TrainSet,
-    pseudo: TrainSet | None,
-    unlabeled: Sequence[str] | None,
-    options: FitOptions,
-    label: str,
-    world: World,
-) -> str:
-    """Identity of a training run: a checkpoint resumes only the run that wrote it.
-
-    Hashes the rows themselves (paths, targets, weights), so two pseudo-label sets of
-    one size and one target sum never collide, and the starting weights, so a run that
-    starts from other weights (a weights file, the teacher's) never resumes this one.
-    """
-    parts = [label, repr(options), str(count_parameters(model)), _state_digest(model)]
-    if world.size > 1:
-        parts.append(f"world={world.size}")
-    for train_set in (labeled, pseudo):
-        if train_set is not None:
-            parts += [
-                hashlib.sha256("\n".join(map(str, train_set.paths)).encode()).hexdigest(),
-                _digest(np.asarray(train_set.targets, dtype=np.float32)),
-                _digest(np.asarray(train_set.weights, dtype=np.float32)),
-            ]
-    if unlabeled:
-        parts.append(hashlib.sha256("\n".join(map(str, unlabeled)).encode()).hexdigest())
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def _save_checkpoint(
-    path: Path, fingerprint: str, model, optimizer, scheduler, average, history: list[dict], world: World
-) -> None:
-    # Every rank's RNG (dropout masks differ by rank); collective, so all ranks call it.
-    rng_states = gather_objects(torch.get_rng_state(), world)
-    if not world.is_main:
-        return
-    state = {
-        "fingerprint": fingerprint,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": history,
-        "torch_rng": rng_states[0],
-    }
-    if average is not None:
-        state["weight_average"] = average.state_dict()
-    if world.size > 1:
-        state["torch_rng_ranks"] = rng_states
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path | None, fingerprint: str, model, optimizer, scheduler, average, world: World):
-    """(history, this rank's torch RNG state) of a matching checkpoint, or None to start fresh."""
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a checkpoint we cannot read is as good as none: start over
-        return None
-    if state.get("fingerprint") != fingerprint:
-        return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if average is not None:
-        average.load_state_dict(state["weight_average"])
-    return list(state["history"]), state.get("torch_rng_ranks", [state["torch_rng"]])[world.rank]
 
 
 __all__ = ["FitOptions", "TrainSet", "UnlabeledLoss", "fit", "seed_everything"]

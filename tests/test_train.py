@@ -237,7 +237,7 @@ def test_fingerprint_tells_apart_pseudo_sets_of_one_size_and_sum(tiny_images):
     # Two pseudo-label sets with the same row count and target sum (each row sums to 1)
     # but different labels: a checkpoint of one must not resume the other.
     from selftrain.distributed import SINGLE_PROCESS
-    from selftrain.train import _fingerprint
+    from selftrain.checkpoints import run_fingerprint
 
     paths, labels = tiny_images
     labeled = TrainSet.from_labels(paths[:8], labels[:8], 2)
@@ -245,7 +245,7 @@ def test_fingerprint_tells_apart_pseudo_sets_of_one_size_and_sum(tiny_images):
     b = TrainSet.from_labels(paths[8:], 1 - labels[8:], 2)
     model = create_model(8, 1, 0.0, 0.0, 2)
     opts = options()
-    assert _fingerprint(model, labeled, a, None, opts, "s", SINGLE_PROCESS) != _fingerprint(
+    assert run_fingerprint(model, labeled, a, None, opts, "s", SINGLE_PROCESS) != run_fingerprint(
         model, labeled, b, None, opts, "s", SINGLE_PROCESS
     )
 
