@@ -7,10 +7,16 @@ rule at once on `rich_table`. `plugin_wide_to_lamp` is found by dotted path.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import yaml
 
-from selftrain.refine import RefineContext, parse_refine_config, refine
+from selftrain.config import Params, params_from_dict
+from selftrain.refine import RefineContext, parse_refine_config, refine, refine_round
+from selftrain.truth import TRUTH_COLUMN
 
 NAMES = ("bed", "island", "dresser", "lamp")
 BED, ISLAND, DRESSER, LAMP = range(4)
@@ -113,3 +119,36 @@ def rich_table(n=30, seed=1):
 def full_run(table, previous=None):
     section = {"threshold": 0.6, "agreement": True, "balance": {"enabled": True}, "group_by": "group_id"}
     return run(table, FULL_RULES, previous=previous, **section)
+
+
+def write_round_files(folder: Path, pool: pd.DataFrame, val: pd.DataFrame, refine_section: dict) -> Params:
+    """A prepared manifest (pool rows unlabeled, val rows with their truth as labels),
+    the pool's pseudo-labels and the teacher's val predictions in `folder`; returns the
+    shipped params with `refine_section` over QUIET."""
+    manifest = pd.DataFrame(
+        {
+            "item_id": list(pool["item_id"]) + list(val["item_id"]),
+            "path": list(pool["path"]) + list(val["path"]),
+            "split": ["unlabeled"] * len(pool) + ["val"] * len(val),
+            "label": pd.array([None] * len(pool) + list(val[TRUTH_COLUMN]), dtype="Int64"),
+        }
+    )
+    manifest.to_parquet(folder / "manifest.parquet")
+    (folder / "classes.json").write_text(json.dumps(list(NAMES)))
+    pool.to_parquet(folder / "pseudo_labels.parquet")
+    val.to_parquet(folder / "val_predictions.parquet")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["refine"] = {**QUIET, **refine_section}
+    return params_from_dict(raw)
+
+
+def refine_files(folder: Path, params: Params, val: bool = True):
+    """refine_round over `write_round_files`' files (round 1, no previous round)."""
+    return refine_round(
+        params,
+        folder / "manifest.parquet",
+        folder / "pseudo_labels.parquet",
+        None,
+        1,
+        val_predictions=folder / "val_predictions.parquet" if val else None,
+    )

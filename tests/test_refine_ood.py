@@ -9,10 +9,8 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-from refine_fixtures import BED, ISLAND, LAMP, NAMES, QUIET, config, make_table, run
-from selftrain.config import params_from_dict
+from refine_fixtures import BED, ISLAND, LAMP, config, make_table, refine_files, run, write_round_files
 from selftrain.errors import ConfigError, DataError
-from selftrain.refine import refine_round
 from selftrain.refine.ood_config import parse_ood_config
 from selftrain.truth import TRUTH_COLUMN
 
@@ -84,32 +82,7 @@ def write_round(tmp_path, ood, val_scores):
     pool["item_id"] = [f"pool{i}" for i in range(len(pool))]
     val = scored_table(val_scores)
     val[TRUTH_COLUMN] = pd.array(val["pred"], dtype="Int64")
-    manifest = pd.DataFrame(
-        {
-            "item_id": list(pool["item_id"]) + list(val["item_id"]),
-            "path": list(pool["path"]) + list(val["path"]),
-            "split": ["unlabeled"] * len(pool) + ["val"] * len(val),
-            "label": pd.array([None] * len(pool) + list(val[TRUTH_COLUMN]), dtype="Int64"),
-        }
-    )
-    manifest.to_parquet(tmp_path / "manifest.parquet")
-    (tmp_path / "classes.json").write_text(json.dumps(list(NAMES)))
-    pool.to_parquet(tmp_path / "pseudo_labels.parquet")
-    val.to_parquet(tmp_path / "val_predictions.parquet")
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    raw["refine"] = {**QUIET, "ood": ood}
-    return params_from_dict(raw)
-
-
-def refine_files(tmp_path, params, val=True):
-    return refine_round(
-        params,
-        tmp_path / "manifest.parquet",
-        tmp_path / "pseudo_labels.parquet",
-        None,
-        1,
-        val_predictions=tmp_path / "val_predictions.parquet" if val else None,
-    )
+    return write_round_files(tmp_path, pool, val, {"ood": ood})
 
 
 def test_the_quantile_of_val_scores_sets_the_threshold(tmp_path):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO_ROOT
-from refine_fixtures import BED, DRESSER, ISLAND, LAMP, NAMES, QUIET, config, make_table
-from selftrain.config import params_from_dict
+from refine_fixtures import BED, DRESSER, ISLAND, LAMP, config, make_table, refine_files, write_round_files
 from selftrain.errors import ConfigError
-from selftrain.refine import format_report, refine_round
+from selftrain.refine import format_report
 from selftrain.refine.val_check import check_rules_on_val
 from selftrain.truth import TRUTH_COLUMN
 
@@ -50,33 +46,7 @@ def write_round(tmp_path, refine_section):
     """A prepared manifest, the pool's pseudo-labels and the teacher's val predictions."""
     pool = make_table([ISLAND, BED, LAMP], [0.5, 0.4, 0.9])
     pool["item_id"] = [f"pool{i}" for i in range(len(pool))]
-    val = val_table()
-    manifest = pd.DataFrame(
-        {
-            "item_id": list(pool["item_id"]) + list(val["item_id"]),
-            "path": list(pool["path"]) + list(val["path"]),
-            "split": ["unlabeled"] * len(pool) + ["val"] * len(val),
-            "label": pd.array([None] * len(pool) + list(val[TRUTH_COLUMN]), dtype="Int64"),
-        }
-    )
-    manifest.to_parquet(tmp_path / "manifest.parquet")
-    (tmp_path / "classes.json").write_text(json.dumps(list(NAMES)))
-    pool.to_parquet(tmp_path / "pseudo_labels.parquet")
-    val.to_parquet(tmp_path / "val_predictions.parquet")
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    raw["refine"] = {**QUIET, **refine_section}
-    return params_from_dict(raw)
-
-
-def refine_files(tmp_path, params, val=True):
-    return refine_round(
-        params,
-        tmp_path / "manifest.parquet",
-        tmp_path / "pseudo_labels.parquet",
-        None,
-        1,
-        val_predictions=tmp_path / "val_predictions.parquet" if val else None,
-    )
+    return write_round_files(tmp_path, pool, val_table(), refine_section)
 
 
 def test_a_rule_below_min_rule_precision_is_skipped_and_reported(tmp_path):
