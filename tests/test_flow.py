@@ -8,6 +8,7 @@ import pytest
 
 from conftest import copy_project, dvc, make_project, run, tiny_params
 from flows.stage_output import StageFailedOnInput
+from selftrain.gate import best_index, tie_tolerance
 from flows.loop import (
     REPORT_STAGE,
     SELECT_BEST_STAGE,
@@ -269,6 +270,8 @@ def test_gate_stops_a_planted_regression(tmp_path):
     assert result["stopped_after"] == 2
     assert "generation 2 gained" in result["stop_reason"]
     assert not (project / "models/gen3").exists()
-    assert result["best_generation"] == max((0, 1), key=lambda g: (vals[g], -g))
+    # The product's rule: the latest generation within one val item of the best.
+    size = json.loads((project / "metrics/gen0.json").read_text())["val_size"]
+    assert result["best_generation"] == best_index(vals[:2], tie_tolerance(size))
     # select_best depends on every generation in params.yaml: a stopped run does not run it.
     assert not (project / "models/best.json").exists()

@@ -133,15 +133,13 @@ def test_repro_of_one_generation_builds_only_its_upstream(reproduced_project, tm
 def test_refine_param_reruns_refine_not_infer(reproduced_project, tmp_path):
     project = copy_project(reproduced_project, tmp_path / "p")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    # At most half of each round is dropped (neither round ends up empty), and
-    # round 1's refined table changes.
-    medians = [
-        pd.read_parquet(project / f"data/gen{g}/pseudo_labels")["confidence"].median()
-        for g in (1, 2)
-    ]
-    params["refine"]["threshold"] = float(min(medians))
+    # At most half of round 1 is dropped, so its refined table changes and is not empty.
+    # Only up to train_student@1: the retrained gen-1 model relabels round 2, which on
+    # these 1-epoch models may then fall entirely below the threshold.
+    median = pd.read_parquet(project / "data/gen1/pseudo_labels")["confidence"].median()
+    params["refine"]["threshold"] = float(median)
     write_params(project, params)
-    ran = ran_stages(dvc(project, "repro").stdout)
+    ran = ran_stages(dvc(project, "repro", "train_student@1").stdout)
     assert "refine@1" in ran and "train_student@1" in ran
     assert "infer@1" not in ran
     assert not {"prepare", "train_teacher", "evaluate@0"} & set(ran)
