@@ -52,30 +52,11 @@ def predict_batches(
         yield idx.numpy(), (out if logits else torch.softmax(out, dim=1)).cpu().numpy()
 
 
-def predict_probs(
-    model: nn.Module,
-    paths: Sequence[str],
-    *,
-    image_size: int,
-    batch_size: int,
-    augment: AugmentConfig,
-    device: str,
-    logits: bool = False,
-    normalization: Normalization = IMAGENET,
-) -> np.ndarray:
-    """Class probabilities (N, C), row i for paths[i] (raw outputs with `logits`); for
-    splits that fit in memory."""
+def predict_probs(model: nn.Module, paths: Sequence[str], **options) -> np.ndarray:
+    """Class probabilities (N, C), row i for paths[i] (raw outputs with `logits=True`); for
+    splits that fit in memory. `options` are `predict_batches`' keyword arguments."""
     probs: np.ndarray | None = None
-    for idx, batch_probs in predict_batches(
-        model,
-        paths,
-        image_size=image_size,
-        batch_size=batch_size,
-        augment=augment,
-        device=device,
-        logits=logits,
-        normalization=normalization,
-    ):
+    for idx, batch_probs in predict_batches(model, paths, **options):
         if probs is None:
             probs = np.empty((len(paths), batch_probs.shape[1]), dtype=np.float32)
         probs[idx] = batch_probs
@@ -87,16 +68,7 @@ def predict_split(
     model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params, logits: bool = False
 ) -> np.ndarray:
     """Probabilities (N, C) for manifest rows of `dataset` (raw outputs with `logits`)."""
-    return predict_probs(
-        model,
-        dataset.resolve(rows["path"]),
-        image_size=input_size(dataset, params.data),
-        batch_size=params.infer.batch_size,
-        augment=params.augment,
-        device=resolve_device(params.augment.device),
-        logits=logits,
-        normalization=input_normalization(dataset, params.data),
-    )
+    return predict_probs(model, dataset.resolve(rows["path"]), logits=logits, **_split_options(dataset, params))
 
 
 def summarize_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -145,13 +117,15 @@ def _batches(
     model: nn.Module, dataset: Dataset, rows: pd.DataFrame, params: Params
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(indices (B,) into `rows`, calibrated logits (B, C)) per batch, unnoised."""
-    return predict_batches(
-        model,
-        dataset.resolve(rows["path"]),
-        image_size=input_size(dataset, params.data),
-        batch_size=params.infer.batch_size,
-        augment=params.augment,
-        device=resolve_device(params.augment.device),
-        normalization=input_normalization(dataset, params.data),
-        logits=True,
-    )
+    return predict_batches(model, dataset.resolve(rows["path"]), logits=True, **_split_options(dataset, params))
+
+
+def _split_options(dataset: Dataset, params: Params) -> dict:
+    """`predict_batches`' keyword arguments for this dataset's images under `params`."""
+    return {
+        "image_size": input_size(dataset, params.data),
+        "batch_size": params.infer.batch_size,
+        "augment": params.augment,
+        "device": resolve_device(params.augment.device),
+        "normalization": input_normalization(dataset, params.data),
+    }
