@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -244,13 +245,14 @@ def command_for(fraction: float, seeds, generations: int, ablation: str) -> str:
     )
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float | None], places: int = 2) -> str:
+    """Mean ± std in percent of the values that are not None, or "-"."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
     mean = statistics.fmean(values) * 100
     std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{places}f} ± {std:.{places}f}"
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -358,9 +360,12 @@ def load_records(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def save_record(path: Path, record: dict) -> None:
-    """Append one run, replacing an earlier record of the same configuration."""
-    key = lambda r: (r["fraction"], r["seed"], r["num_generations"], r["ablation"])  # noqa: E731
+def _configuration(record: dict) -> tuple:
+    return record["fraction"], record["seed"], record["num_generations"], record["ablation"]
+
+
+def save_record(path: Path, record: dict, key: Callable[[dict], tuple] = _configuration) -> None:
+    """Append one run, replacing an earlier record of the same configuration (`key`)."""
     records = [r for r in load_records(path) if key(r) != key(record)] + [record]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
