@@ -245,7 +245,7 @@ def command_for(fraction: float, seeds, generations: int, ablation: str) -> str:
     )
 
 
-def _mean_std(values: list[float | None], places: int = 2) -> str:
+def mean_std(values: list[float | None], places: int = 2) -> str:
     """Mean ± std in percent of the values that are not None, or "-"."""
     values = [v for v in values if v is not None]
     if not values:
@@ -273,12 +273,12 @@ def markdown_table(records: list[dict]) -> str:
         overrides = rows[0]["overrides"]
         label = ablation if not overrides else f"{ablation} (`{' '.join(overrides)}`)"
         cells = [f"{fraction:g} ({rows[0]['labeled_rows']} labels)", label, ",".join(str(r["seed"]) for r in rows)]
-        cells.append(_mean_std([r["teacher"] for r in rows]))
+        cells.append(mean_std([r["teacher"] for r in rows]))
         for k in range(1, max_gen + 1):
-            cells.append(_mean_std([r["generations"][k - 1]["test_accuracy"] for r in rows if k <= n_gen]))
+            cells.append(mean_std([r["generations"][k - 1]["test_accuracy"] for r in rows if k <= n_gen]))
         for k in range(1, max_gen + 1):
-            cells.append(_mean_std([r["generations"][k - 1]["pseudo_accuracy_after"] for r in rows if k <= n_gen]))
-        cells.append(_mean_std([r.get("ceiling") for r in rows]))
+            cells.append(mean_std([r["generations"][k - 1]["pseudo_accuracy_after"] for r in rows if k <= n_gen]))
+        cells.append(mean_std([r.get("ceiling") for r in rows]))
         cells.append(f"`{command_for(fraction, [r['seed'] for r in rows], n_gen, ablation)}`")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -318,8 +318,8 @@ def targets_table(records: list[dict]) -> str:
         outside = statistics.fmean(best) - sd(best) > statistics.fmean(teacher) + sd(teacher)
         every_seed = all(g > 0 for g in gains)
         lines.append(
-            f"| {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {_mean_std(teacher)} | {_mean_std(best)} | "
-            f"{_mean_std(gains)} | {'yes' if outside else 'no'} (gain > 0 on {'every' if every_seed else 'not every'} seed) | "
+            f"| {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {mean_std(teacher)} | {mean_std(best)} | "
+            f"{mean_std(gains)} | {'yes' if outside else 'no'} (gain > 0 on {'every' if every_seed else 'not every'} seed) | "
             + (f"{statistics.fmean(closed) * 100:.0f}% (per seed: {', '.join(f'{c * 100:.0f}%' for c in closed)}) |" if closed else "- (no ceiling) |")
         )
     ablated = [r for r in records if r["ablation"] != BASELINE]
@@ -350,8 +350,8 @@ def targets_table(records: list[dict]) -> str:
                 if base_gains and statistics.fmean(base_gains) > 0 else "-"
             )
             lines.append(
-                f"| {name} | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {n_gen} | {_mean_std(gains)} | "
-                f"{_mean_std(base_gains)} | {kept} | {_mean_std(versus)} |"
+                f"| {name} | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {n_gen} | {mean_std(gains)} | "
+                f"{mean_std(base_gains)} | {kept} | {mean_std(versus)} |"
             )
     return "\n".join(lines)
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.accuracy import _mean_std, build_params, load_records, predict_pool, save_record
+from benchmarks.accuracy import mean_std, build_params, load_records, predict_pool, save_record
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
@@ -148,7 +148,7 @@ def markdown_table(records: list[dict]) -> str:
         best = [_best(r) for r in rows]
         setting = "off" if variant != "filtered" else f"{rows[0]['score']}, quantile {rows[0]['quantile']}"
         cells = [variant, setting, ",".join(str(r["seed"]) for r in rows)]
-        cells += [_mean_std([b[k] for b in best], places=1) for k in ("test_accuracy", "ood_kept_share")]
+        cells += [mean_std([b[k] for b in best], places=1) for k in ("test_accuracy", "ood_kept_share")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
