@@ -37,6 +37,7 @@ from selftrain.evaluate import evaluate_model
 from selftrain.gate import best_index, tie_tolerance
 from selftrain.infer import infer_pool
 from selftrain.models import create_model, header_for
+from selftrain.ood import OodScorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.train import FitOptions, TrainSet, fit
 from selftrain.trainers import train_student, train_teacher
@@ -117,10 +118,15 @@ def build_params(
     return params_from_dict(apply_overrides(raw, overrides))
 
 
-def predict_pool(model, header, dataset: Dataset, params: Params, work: Path, gen: int) -> pd.DataFrame:
-    """The teacher's pseudo-label table for round `gen` (infer_pool's parts, read back)."""
+def predict_pool(
+    model, header, dataset: Dataset, params: Params, work: Path, gen: int, scorer: OodScorer | None = None
+) -> pd.DataFrame:
+    """The teacher's pseudo-label table for round `gen` (infer_pool's parts, read back);
+    `scorer` as `infer_pool`'s (fitted there when not given)."""
     out_dir = work / f"gen{gen}" / "pseudo_labels"
-    infer_pool(model, dataset, params, header.generation, out_dir, num_shards=params.infer.num_shards)
+    infer_pool(
+        model, dataset, params, header.generation, out_dir, num_shards=params.infer.num_shards, scorer=scorer
+    )
     return pd.read_parquet(out_dir)
 
 

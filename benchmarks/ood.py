@@ -40,6 +40,7 @@ from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
 from selftrain.infer import val_prediction_table
+from selftrain.prediction import fit_ood_scorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.trainers import train_student, train_teacher
@@ -112,8 +113,12 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
         record = {"teacher": metrics["accuracy"], "ood_rows": len(ood_ids), "generations": []}
         previous = None
         for gen in range(1, params.num_generations + 1):
-            pseudo_labels = predict_pool(model, header, dataset, params, work, gen)
-            val = val_prediction_table(model, dataset, params, header.generation) if config.ood.enabled else None
+            # One scorer for the pool and val: a feature score runs the teacher over the labeled rows.
+            scorer = fit_ood_scorer(model, dataset, params)
+            pseudo_labels = predict_pool(model, header, dataset, params, work, gen, scorer)
+            val = None
+            if config.ood.enabled:
+                val = val_prediction_table(model, dataset, params, header.generation, scorer)
             round_config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
             result = refine(pseudo_labels, round_config, RefineContext(dataset.class_names, gen, previous))
             previous = pseudo_labels
