@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.accuracy import BASELINE, mean_std, best_by_val
+from benchmarks.accuracy import BASELINE, best_by_val, mean_std
 
 
 def attach_ceilings(records: list[dict], reference: list[dict]) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.accuracy import mean_std, build_params, load_records, predict_pool, save_record
+from benchmarks.accuracy import build_params, load_records, mean_std, predict_pool, save_record
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
