@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from selftrain.evaluate import evaluate_model
 from selftrain.gate import best_index, tie_tolerance
 from selftrain.infer import infer_pool
 from selftrain.models import create_model, header_for
+from selftrain.ood import OodScorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.train import FitOptions, TrainSet, fit
 from selftrain.trainers import train_student, train_teacher
@@ -116,10 +118,15 @@ def build_params(
     return params_from_dict(apply_overrides(raw, overrides))
 
 
-def predict_pool(model, header, dataset: Dataset, params: Params, work: Path, gen: int) -> pd.DataFrame:
-    """The teacher's pseudo-label table for round `gen` (infer_pool's parts, read back)."""
+def predict_pool(
+    model, header, dataset: Dataset, params: Params, work: Path, gen: int, scorer: OodScorer | None = None
+) -> pd.DataFrame:
+    """The teacher's pseudo-label table for round `gen` (infer_pool's parts, read back);
+    `scorer` as `infer_pool`'s (fitted there when not given)."""
     out_dir = work / f"gen{gen}" / "pseudo_labels"
-    infer_pool(model, dataset, params, header.generation, out_dir, num_shards=params.infer.num_shards)
+    infer_pool(
+        model, dataset, params, header.generation, out_dir, num_shards=params.infer.num_shards, scorer=scorer
+    )
     return pd.read_parquet(out_dir)
 
 
@@ -244,13 +251,14 @@ def command_for(fraction: float, seeds, generations: int, ablation: str) -> str:
     )
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float | None], places: int = 2) -> str:
+    """Mean ± std in percent of the values that are not None, or "-"."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
     mean = statistics.fmean(values) * 100
     std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{places}f} ± {std:.{places}f}"
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -271,12 +279,12 @@ def markdown_table(records: list[dict]) -> str:
         overrides = rows[0]["overrides"]
         label = ablation if not overrides else f"{ablation} (`{' '.join(overrides)}`)"
         cells = [f"{fraction:g} ({rows[0]['labeled_rows']} labels)", label, ",".join(str(r["seed"]) for r in rows)]
-        cells.append(_mean_std([r["teacher"] for r in rows]))
+        cells.append(mean_std([r["teacher"] for r in rows]))
         for k in range(1, max_gen + 1):
-            cells.append(_mean_std([r["generations"][k - 1]["test_accuracy"] for r in rows if k <= n_gen]))
+            cells.append(mean_std([r["generations"][k - 1]["test_accuracy"] for r in rows if k <= n_gen]))
         for k in range(1, max_gen + 1):
-            cells.append(_mean_std([r["generations"][k - 1]["pseudo_accuracy_after"] for r in rows if k <= n_gen]))
-        cells.append(_mean_std([r.get("ceiling") for r in rows]))
+            cells.append(mean_std([r["generations"][k - 1]["pseudo_accuracy_after"] for r in rows if k <= n_gen]))
+        cells.append(mean_std([r.get("ceiling") for r in rows]))
         cells.append(f"`{command_for(fraction, [r['seed'] for r in rows], n_gen, ablation)}`")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -316,8 +324,8 @@ def targets_table(records: list[dict]) -> str:
         outside = statistics.fmean(best) - sd(best) > statistics.fmean(teacher) + sd(teacher)
         every_seed = all(g > 0 for g in gains)
         lines.append(
-            f"| {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {_mean_std(teacher)} | {_mean_std(best)} | "
-            f"{_mean_std(gains)} | {'yes' if outside else 'no'} (gain > 0 on {'every' if every_seed else 'not every'} seed) | "
+            f"| {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {mean_std(teacher)} | {mean_std(best)} | "
+            f"{mean_std(gains)} | {'yes' if outside else 'no'} (gain > 0 on {'every' if every_seed else 'not every'} seed) | "
             + (f"{statistics.fmean(closed) * 100:.0f}% (per seed: {', '.join(f'{c * 100:.0f}%' for c in closed)}) |" if closed else "- (no ceiling) |")
         )
     ablated = [r for r in records if r["ablation"] != BASELINE]
@@ -348,8 +356,8 @@ def targets_table(records: list[dict]) -> str:
                 if base_gains and statistics.fmean(base_gains) > 0 else "-"
             )
             lines.append(
-                f"| {name} | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {n_gen} | {_mean_std(gains)} | "
-                f"{_mean_std(base_gains)} | {kept} | {_mean_std(versus)} |"
+                f"| {name} | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | {n_gen} | {mean_std(gains)} | "
+                f"{mean_std(base_gains)} | {kept} | {mean_std(versus)} |"
             )
     return "\n".join(lines)
 
@@ -358,9 +366,12 @@ def load_records(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def save_record(path: Path, record: dict) -> None:
-    """Append one run, replacing an earlier record of the same configuration."""
-    key = lambda r: (r["fraction"], r["seed"], r["num_generations"], r["ablation"])  # noqa: E731
+def _configuration(record: dict) -> tuple:
+    return record["fraction"], record["seed"], record["num_generations"], record["ablation"]
+
+
+def save_record(path: Path, record: dict, key: Callable[[dict], tuple] = _configuration) -> None:
+    """Append one run, replacing an earlier record of the same configuration (`key`)."""
     records = [r for r in load_records(path) if key(r) != key(record)] + [record]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -225,7 +225,8 @@ def main(argv=None) -> int:
             date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         save_record(out, record)
-    print(markdown_table(load_records(out)), targets_table(load_records(out)), sep="\n\n")
+    records = load_records(out)
+    print(markdown_table(records), targets_table(records), sep="\n\n")
     if failed:
         print(f"failed (see `dvc queue logs <name>` in {project}): {failed}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.accuracy import BASELINE, _mean_std, best_by_val
+from benchmarks.accuracy import BASELINE, best_by_val, mean_std
 
 
 def attach_ceilings(records: list[dict], reference: list[dict]) -> None:
@@ -50,10 +50,10 @@ def gap_table(records: list[dict]) -> str:
             )
         best_all = [best_by_val(r)[1] for r in rows]
         lines.append(
-            f"| {fraction:g} | mean of {len(rows)} | {_mean_std([r['supervised'] for r in rows])} | "
-            f"{_mean_std([r['teacher'] for r in rows])} | | {_mean_std(best_all)} | {_mean_std([r.get('ceiling') for r in rows])} | "
+            f"| {fraction:g} | mean of {len(rows)} | {mean_std([r['supervised'] for r in rows])} | "
+            f"{mean_std([r['teacher'] for r in rows])} | | {mean_std(best_all)} | {mean_std([r.get('ceiling') for r in rows])} | "
             f"{statistics.fmean(shares) * 100:.0f}% | {statistics.fmean(lifts) * 100:+.2f} |"
-            if shares else f"| {fraction:g} | mean | | | | {_mean_std(best_all)} | | - | |"
+            if shares else f"| {fraction:g} | mean | | | | {mean_std(best_all)} | | - | |"
         )
     return "\n".join(lines)
 
@@ -74,7 +74,7 @@ def ablation_table(records: list[dict]) -> str:
         paired = [best_by_val(r)[1] - best_by_val(base[(fraction, r["seed"])])[1] for r in rows if (fraction, r["seed"]) in base]
         lines.append(
             f"| {name} (`{' '.join(rows[0]['overrides'])}`) | {fraction:g} | {','.join(str(r['seed']) for r in rows)} | "
-            f"{_mean_std([r['teacher'] for r in rows])} | {_mean_std([best_by_val(r)[1] for r in rows])} | {_mean_std(paired)} | "
+            f"{mean_std([r['teacher'] for r in rows])} | {mean_std([best_by_val(r)[1] for r in rows])} | {mean_std(paired)} | "
             f"{sum(p < 0 for p in paired)} of {len(paired)} |"
         )
     return "\n".join(lines)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import statistics
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -37,11 +35,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.accuracy import build_params, predict_pool
+from benchmarks.accuracy import build_params, load_records, mean_std, predict_pool, save_record
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
 from selftrain.infer import val_prediction_table
+from selftrain.prediction import fit_ood_scorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.trainers import train_student, train_teacher
@@ -114,8 +113,12 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
         record = {"teacher": metrics["accuracy"], "ood_rows": len(ood_ids), "generations": []}
         previous = None
         for gen in range(1, params.num_generations + 1):
-            pseudo_labels = predict_pool(model, header, dataset, params, work, gen)
-            val = val_prediction_table(model, dataset, params, header.generation) if config.ood.enabled else None
+            # One scorer for the pool and val: a feature score runs the teacher over the labeled rows.
+            scorer = fit_ood_scorer(model, dataset, params)
+            pseudo_labels = predict_pool(model, header, dataset, params, work, gen, scorer)
+            val = None
+            if config.ood.enabled:
+                val = val_prediction_table(model, dataset, params, header.generation, scorer)
             round_config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
             result = refine(pseudo_labels, round_config, RefineContext(dataset.class_names, gen, previous))
             previous = pseudo_labels
@@ -139,14 +142,6 @@ def _best(record: dict) -> dict:
     return max(record["generations"], key=lambda g: (g["val_accuracy"] or 0.0, -g["gen"]))
 
 
-def _mean_std(values: list[float | None], scale: float = 100.0) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values) * scale:.1f} ± {std:.1f}"
-
-
 def markdown_table(records: list[dict]) -> str:
     """Per variant: seeds, best generation's test accuracy (by val), share of OOD images kept (%)."""
     head = ["pool", "refine.ood", "seeds", "best-generation test accuracy", "OOD kept (best gen)"]
@@ -158,7 +153,7 @@ def markdown_table(records: list[dict]) -> str:
         best = [_best(r) for r in rows]
         setting = "off" if variant != "filtered" else f"{rows[0]['score']}, quantile {rows[0]['quantile']}"
         cells = [variant, setting, ",".join(str(r["seed"]) for r in rows)]
-        cells += [_mean_std([b["test_accuracy"] for b in best]), _mean_std([b["ood_kept_share"] for b in best])]
+        cells += [mean_std([b[k] for b in best], places=1) for k in ("test_accuracy", "ood_kept_share")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -184,7 +179,6 @@ def main(argv=None) -> int:
     raw = read_raw_params(args.params)
     filtered = (f"infer.ood_score={args.score}", "refine.ood.enabled=true", f"refine.ood.quantile={args.quantile}")
     out = Path(args.out)
-    records = json.loads(out.read_text()) if out.exists() else []
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     for seed in args.seeds:
         for variant in args.variants:
@@ -197,11 +191,8 @@ def main(argv=None) -> int:
                 quantile=args.quantile, overrides=list(overrides),
                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            key = lambda r: (r["variant"], r["seed"], r["fraction"], r["share"])  # noqa: E731
-            records = [r for r in records if key(r) != key(record)] + [record]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(records, indent=1))
-    print(markdown_table(records))
+            save_record(out, record, key=lambda r: (r["variant"], r["seed"], r["fraction"], r["share"]))
+    print(markdown_table(load_records(out)))
     return 0
 
 

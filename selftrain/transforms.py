@@ -122,26 +122,6 @@ def noise_and_normalize(
     )  # (3, S, S) float32
 
 
-def preprocess(
-    encoded: DataNode,
-    *,
-    image_size: int,
-    device: str,
-    noise: AugmentConfig | None,
-    normalization: Normalization = IMAGENET,
-    geometry: str = PAD_CROP,
-) -> DataNode:
-    """Decode, frame, optionally noise, and normalise one batch of encoded images.
-
-    Returns:
-        Float32 batch, (3, S, S) per sample, normalised by `normalization`.
-    """
-    images = frame(decode(encoded, device=device), image_size=image_size, noise=noise, geometry=geometry)
-    return noise_and_normalize(
-        images, image_size=image_size, noise=noise, normalization=normalization, geometry=geometry
-    )
-
-
 def two_views(augment: AugmentConfig) -> tuple[AugmentConfig, AugmentConfig]:
     """(weak, strong) input noise for consistency training (FixMatch's views).
 
@@ -220,7 +200,6 @@ __all__ = [
     "fit_square",
     "frame",
     "noise_and_normalize",
-    "preprocess",
     "resolve_geometry",
     "two_views",
 ]

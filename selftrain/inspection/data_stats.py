@@ -31,16 +31,22 @@ def stats_table(stats: dict | None) -> pd.DataFrame:
     for labeled); `width` and `height` as "min/median/max" (one cell each: 80 columns)."""
     rows = []
     splits = (stats or {}).get("splits") or {}
+    shift = (stats or {}).get("shift") or {}
     # The file's keys are sorted by name; rows follow the pipeline's split order.
     order = {split: i for i, split in enumerate(SPLITS)}
     for split, entry in sorted(splits.items(), key=lambda item: order.get(item[0], len(SPLITS))):
-        row = {"count": entry.get("count"), "sampled": entry.get("sampled")}
-        row.update(mean=entry.get("pixel_mean"), std=entry.get("pixel_std"))
-        row["shift"] = (stats.get("shift") or {}).get(split)
+        row = {
+            "split": split,
+            "count": entry.get("count"),
+            "sampled": entry.get("sampled"),
+            "mean": entry.get("pixel_mean"),
+            "std": entry.get("pixel_std"),
+            "shift": shift.get(split),
+        }
         for side in ("width", "height"):
             spread = entry.get(side)
             row[side] = "/".join(f"{spread[k]:g}" for k in ("min", "median", "max")) if spread else None
-        rows.append({"split": split, **row})
+        rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -31,9 +31,10 @@ def split_stats(dataset: Dataset, seed: int = 0) -> dict[str, Any]:
     splits = {}
     for split in SPLITS:
         rows = dataset.rows(split)
-        if len(rows) > MAX_IMAGES:
-            rows = rows.iloc[np.sort(rng.choice(len(rows), MAX_IMAGES, replace=False))]
-        splits[split] = {"count": int((dataset.manifest["split"] == split).sum()), **_measure(dataset, rows["path"])}
+        count = len(rows)
+        if count > MAX_IMAGES:
+            rows = rows.iloc[np.sort(rng.choice(count, MAX_IMAGES, replace=False))]
+        splits[split] = {"count": count, **_measure(dataset, rows["path"])}
     labeled = splits["labeled"]
     shift = {
         split: (entry["pixel_mean"] - labeled["pixel_mean"]) / labeled["pixel_std"]
