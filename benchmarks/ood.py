@@ -39,6 +39,7 @@ from benchmarks.accuracy import build_params, load_records, mean_std, predict_po
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
+from selftrain.gate import best_index, tie_tolerance
 from selftrain.infer import val_prediction_table
 from selftrain.prediction import fit_ood_scorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
@@ -110,7 +111,12 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
         config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
         model, header, _ = train_teacher(dataset, params)
         metrics, _ = evaluate_model(model, header, dataset, params)
-        record = {"teacher": metrics["accuracy"], "ood_rows": len(ood_ids), "generations": []}
+        record = {
+            "teacher": metrics["accuracy"],
+            "val_size": metrics.get("val_size"),
+            "ood_rows": len(ood_ids),
+            "generations": [],
+        }
         previous = None
         for gen in range(1, params.num_generations + 1):
             # One scorer for the pool and val: a feature score runs the teacher over the labeled rows.
@@ -139,7 +145,11 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
 
 
 def _best(record: dict) -> dict:
-    return max(record["generations"], key=lambda g: (g["val_accuracy"] or 0.0, -g["gen"]))
+    """The student generation select_best's rule (`gate.best_index`, near-ties to the later)
+    names; the OOD share kept is a student round's, so the teacher is not a candidate."""
+    generations = record["generations"]
+    vals = [g["val_accuracy"] or 0.0 for g in generations]
+    return generations[best_index(vals, tie_tolerance(record.get("val_size")))]
 
 
 def markdown_table(records: list[dict]) -> str:
