@@ -41,8 +41,8 @@ def apply_queue(
     missing = [c for c in ("item_id", "correct_label") if c not in queue.columns]
     if missing:
         raise DataError(f"{queue_path}: missing column(s) {missing}; a review queue has item_id and correct_label")
-    read_corrections(corrections_path, class_names)  # the file we append to must itself be sound
-    existing = _existing_lines(corrections_path)
+    # The file we append to must itself be sound; its lines name the rows a queue row repeats.
+    existing = read_corrections(corrections_path, class_names).lines
     splits = dict(zip(manifest["item_id"].astype(str), manifest["split"].astype(str)))
     notes = queue["note"] if "note" in queue.columns else pd.Series([""] * len(queue))
 
@@ -91,14 +91,6 @@ def _row_problem(
     if item_id in existing:
         return f"item_id {item_id!r} is already corrected in {corrections_path}: line {existing[item_id]}"
     return None
-
-
-def _existing_lines(path: Path) -> dict[str, int]:
-    """item_id -> its line in the corrections file (header: line 1); empty when absent."""
-    if not path.exists():
-        return {}
-    table = read_csv_text(path)
-    return {item_id.strip(): i + 2 for i, item_id in enumerate(table["item_id"])}
 
 
 def _append(path: Path, rows: list[tuple[str, str, str]]) -> None:
