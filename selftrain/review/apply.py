@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from selftrain.atomic import atomic_path
+from selftrain.atomic import write_text
 from selftrain.errors import DataError
 from selftrain.refine.corrections import CORRECTIONS_COLUMNS, parse_label, read_csv_text, read_corrections
 
@@ -102,5 +102,4 @@ def _append(path: Path, rows: list[tuple[str, str, str]]) -> None:
         old += "\n"
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + buffer.getvalue())
+    write_text(old + buffer.getvalue(), path)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from selftrain.atomic import atomic_path
+from selftrain.atomic import atomic_path, write_csv, write_parquet
 from selftrain.errors import ConfigError, DataError
 from selftrain.config import DataConfig
 from selftrain.refine.corrections import Corrections
@@ -134,9 +134,9 @@ def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Pro
         table.at[i, "label"] = label
         table.at[i, "split"] = "labeled"
         result.written.append(item_id)
-    if result.written:
-        with atomic_path(file) as tmp:
-            if is_csv:
-                table.to_csv(tmp, index=False, lineterminator="\n")
-            else:
-                table.to_parquet(tmp, index=False)
+    if not result.written:
+        return
+    if is_csv:
+        write_csv(table, file)
+    else:
+        write_parquet(table, file)
