@@ -113,13 +113,6 @@ class AppliedCorrections:
         state.copies[self.held] = 1
         state.weight[self.held] = 1.0
 
-    def hard_targets(self, targets: list, state: RowState, num_classes: int) -> list:
-        """`targets` with a one-hot target for each labelled row: a person's label is not a guess."""
-        out = list(targets)
-        for i in np.flatnonzero(self.held).tolist():
-            out[i] = np.eye(num_classes)[state.labels[i]].tolist()
-        return out
-
 
 def apply_corrections(
     corrections: Corrections, item_ids: pd.Series, state: RowState
