@@ -51,18 +51,15 @@ def review_command(args: argparse.Namespace) -> int:
 
 
 def _queue(paths, gen: int, by: str, top: int) -> int:
-    from selftrain.atomic import atomic_path
+    from selftrain.atomic import write_csv, write_text
     from selftrain.review.page import queue_html
     from selftrain.review.queue import round_queue
 
     queue, _ = round_queue(paths, gen, by, top)
     out = paths.review_dir(gen)
     csv_path, html_path = out / "queue.csv", out / "queue.html"
-    with atomic_path(csv_path) as tmp:
-        queue.to_csv(tmp, index=False, lineterminator="\n")
-    page = queue_html(queue, f"Review queue, round {gen} (by {by})", paths.prepared_dir, str(csv_path))
-    with atomic_path(html_path) as tmp:
-        tmp.write_text(page)
+    write_csv(queue, csv_path)
+    write_text(queue_html(queue, f"Review queue, round {gen} (by {by})", paths.prepared_dir, str(csv_path)), html_path)
     print(f"review: {len(queue)} items by {by} -> {csv_path}, {html_path}")
     return 0
 

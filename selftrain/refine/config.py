@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from selftrain.errors import ConfigError
-from selftrain.refine.condition_parsing import resolve_class
 from selftrain.refine.conditions import TRUTH_COLUMN, Schema, column_conditions
 # Rule and its constants live with the rule parser; re-exported for callers of this module.
-from selftrain.refine.rule_config import ACTIONS, BUILTIN_NAMES, Rule, load_plugin, parse_rules
+from selftrain.refine.rule_config import ACTIONS, BUILTIN_NAMES, Rule, class_threshold_map, load_plugin, parse_rules
 from selftrain.refine.values import check_bool, check_number, check_optional_number, check_unit
 from selftrain.refine.ood_config import OodConfig, parse_ood_config
 
@@ -198,14 +197,7 @@ def _class_thresholds(raw: Any, names: tuple[str, ...]) -> tuple[tuple[int, floa
         raise ConfigError(
             f"refine.class_thresholds: expected a mapping {{class: threshold}}, got {type(raw).__name__}"
         )
-    resolved: dict[int, float] = {}
-    for key, value in raw.items():
-        where = f"refine.class_thresholds.{key}"
-        index = resolve_class(key, names, where)
-        if index in resolved:
-            raise ConfigError(f"{where}: class {names[index]!r} is given twice")
-        resolved[index] = check_unit(value, where)
-    return tuple(sorted(resolved.items()))
+    return class_threshold_map(raw, names, "refine.class_thresholds")
 
 
 def _balance(raw: Any) -> BalanceConfig:

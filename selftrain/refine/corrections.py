@@ -36,6 +36,8 @@ class Corrections:
 
     labels: dict[str, int | None] = field(default_factory=dict)
     source: str = ""
+    # item_id -> its line in the file (header: line 1), for messages naming it.
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 def parse_label(text: str, class_names: tuple[str, ...]) -> int | None:
@@ -91,7 +93,7 @@ def read_corrections(path: str | Path | None, class_names: tuple[str, ...]) -> C
             errors.append(f"{path}: line {line}: {exc}")
     if errors:
         raise DataError("\n".join(errors))
-    return Corrections(labels=labels, source=str(path))
+    return Corrections(labels=labels, source=str(path), lines=first_line)
 
 
 @dataclass(frozen=True)
@@ -110,13 +112,6 @@ class AppliedCorrections:
         state.kept[self.held] = True
         state.copies[self.held] = 1
         state.weight[self.held] = 1.0
-
-    def hard_targets(self, targets: list, state: RowState, num_classes: int) -> list:
-        """`targets` with a one-hot target for each labelled row: a person's label is not a guess."""
-        out = list(targets)
-        for i in np.flatnonzero(self.held).tolist():
-            out[i] = np.eye(num_classes)[state.labels[i]].tolist()
-        return out
 
 
 def apply_corrections(

@@ -127,7 +127,8 @@ def refine(
     stats.append(apply_balance(config, confidence, state))
     corrected.restore(state)
 
-    targets = corrected.hard_targets(training_targets(config, probs, pred, state), state, config.num_classes)
+    # A person's label is not a guess: a corrected row trains on its one-hot target.
+    targets = training_targets(config, probs, pred, state, hard=corrected.held)
     table = refined_table(pseudo_labels, base, context.previous is not None, state, targets)
     report = build_report(
         config, context.generation, stats, pred, state.labels, state.kept, state.copies, pseudo_labels

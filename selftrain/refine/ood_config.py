@@ -18,7 +18,6 @@ the other built-ins, so class balancing never duplicates what it dropped.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from selftrain.errors import ConfigError, DataError
+from selftrain.refine.values import check_bool, check_number
 
 OOD_KEYS = ("enabled", "threshold", "quantile")
 SCORE_COLUMN = "ood_score"
@@ -51,9 +51,7 @@ def parse_ood_config(raw: Any) -> OodConfig:
     unknown = sorted(str(k) for k in raw if k not in OOD_KEYS)
     if unknown:
         raise ConfigError(f"refine.ood.{unknown[0]}: unknown key; allowed: {list(OOD_KEYS)}")
-    enabled = raw.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"refine.ood.enabled: expected true or false, got {enabled!r}")
+    enabled = check_bool(raw.get("enabled", False), "refine.ood.enabled")
     threshold = _number(raw.get("threshold"), "refine.ood.threshold")
     quantile = _number(raw.get("quantile"), "refine.ood.quantile")
     if quantile is not None and not 0.0 < quantile <= 1.0:
@@ -66,11 +64,13 @@ def parse_ood_config(raw: Any) -> OodConfig:
 
 
 def _number(value: Any, where: str) -> float | None:
+    """`check_number`, or None; the message says null is allowed too."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number or null, got {value!r}")
-    return float(value)
+    try:
+        return check_number(value, where)
+    except ConfigError:
+        raise ConfigError(f"{where}: expected a finite number or null, got {value!r}") from None
 
 
 def resolve_threshold(config: OodConfig, val: pd.DataFrame | None, gen: int) -> OodConfig:

@@ -18,12 +18,19 @@ def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def training_targets(config: RefineConfig, probs: np.ndarray, pred: np.ndarray, state: RowState) -> list[list[float] | None]:
-    """(N,) training targets, each a list of C floats; None for dropped rows."""
+def training_targets(
+    config: RefineConfig, probs: np.ndarray, pred: np.ndarray, state: RowState, hard: np.ndarray | None = None
+) -> list[list[float] | None]:
+    """(N,) training targets, each a list of C floats; None for dropped rows.
+
+    `hard` (N,) bool marks rows whose label is not a guess (a person's correction): one-hot always.
+    """
     n, c = probs.shape
     targets = sharpen(probs, config.temperature) if config.soft and n else np.zeros((n, c))
     # Hard targets everywhere, or where a rule moved the row away from the teacher's pick.
     one_hot = np.ones(n, dtype=bool) if not config.soft else state.labels != pred
+    if hard is not None:
+        one_hot = one_hot | hard
     targets[one_hot] = np.eye(c)[state.labels[one_hot]]
     rows = targets.tolist()
     return [row if keep else None for row, keep in zip(rows, state.kept.tolist())]

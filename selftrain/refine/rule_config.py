@@ -139,14 +139,22 @@ def _rule_threshold(raw: Any, schema: Schema, where: str) -> tuple[tuple[int | N
     if isinstance(raw, Mapping):
         if not raw:
             raise ConfigError(f"{where}: expected a threshold or a non-empty {{class: threshold}} mapping")
-        resolved: dict[int, float] = {}
-        for key, value in raw.items():
-            index = resolve_class(key, schema.class_names, f"{where}.{key}")
-            if index in resolved:
-                raise ConfigError(f"{where}.{key}: class {schema.class_names[index]!r} is given twice")
-            resolved[index] = check_unit(value, f"{where}.{key}")
-        return tuple(sorted(resolved.items()))
+        return class_threshold_map(raw, schema.class_names, where)
     return ((None, check_unit(raw, where)),)
+
+
+def class_threshold_map(
+    raw: Mapping[Any, Any], class_names: tuple[str, ...], where: str
+) -> tuple[tuple[int, float], ...]:
+    """``{class name or index: threshold in [0, 1]}`` as ((class index, threshold), ...) by index;
+    each problem names ``<where>.<key>`` (``refine.class_thresholds`` and a rule's ``threshold``)."""
+    resolved: dict[int, float] = {}
+    for key, value in raw.items():
+        index = resolve_class(key, class_names, f"{where}.{key}")
+        if index in resolved:
+            raise ConfigError(f"{where}.{key}: class {class_names[index]!r} is given twice")
+        resolved[index] = check_unit(value, f"{where}.{key}")
+    return tuple(sorted(resolved.items()))
 
 
 def load_plugin(spec: Any, where: str) -> Plugin:

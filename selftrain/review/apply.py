@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from selftrain.atomic import atomic_path
+from selftrain.atomic import write_text
 from selftrain.errors import DataError
 from selftrain.refine.corrections import CORRECTIONS_COLUMNS, parse_label, read_csv_text, read_corrections
 
@@ -41,8 +41,8 @@ def apply_queue(
     missing = [c for c in ("item_id", "correct_label") if c not in queue.columns]
     if missing:
         raise DataError(f"{queue_path}: missing column(s) {missing}; a review queue has item_id and correct_label")
-    read_corrections(corrections_path, class_names)  # the file we append to must itself be sound
-    existing = _existing_lines(corrections_path)
+    # The file we append to must itself be sound; its lines name the rows a queue row repeats.
+    existing = read_corrections(corrections_path, class_names).lines
     splits = dict(zip(manifest["item_id"].astype(str), manifest["split"].astype(str)))
     notes = queue["note"] if "note" in queue.columns else pd.Series([""] * len(queue))
 
@@ -93,14 +93,6 @@ def _row_problem(
     return None
 
 
-def _existing_lines(path: Path) -> dict[str, int]:
-    """item_id -> its line in the corrections file (header: line 1); empty when absent."""
-    if not path.exists():
-        return {}
-    table = read_csv_text(path)
-    return {item_id.strip(): i + 2 for i, item_id in enumerate(table["item_id"])}
-
-
 def _append(path: Path, rows: list[tuple[str, str, str]]) -> None:
     """The file's text as it was, plus `rows`, renamed into place: a crash leaves the old file."""
     old = path.read_text() if path.exists() else ""
@@ -110,5 +102,4 @@ def _append(path: Path, rows: list[tuple[str, str, str]]) -> None:
         old += "\n"
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + buffer.getvalue())
+    write_text(old + buffer.getvalue(), path)

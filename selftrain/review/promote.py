@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from selftrain.atomic import atomic_path
+from selftrain.atomic import atomic_path, write_csv, write_parquet
 from selftrain.errors import ConfigError, DataError
 from selftrain.config import DataConfig
 from selftrain.refine.corrections import Corrections
-from selftrain.sources.locations import lexical
+from selftrain.sources.locations import lexical, relative_path
 
 
 @dataclass
@@ -117,9 +117,7 @@ def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Pro
         ids = table["item_id"].astype(str).str.strip()
     else:
         # The manifest source's ids: the image path relative to raw_dir.
-        ids = pd.Series(
-            [Path(os.path.relpath(os.path.normpath(file.parent / str(p)), raw)).as_posix() for p in table["path"]]
-        )
+        ids = pd.Series([relative_path(os.path.normpath(file.parent / str(p)), raw) for p in table["path"]])
     row_of = {item_id: i for i, item_id in enumerate(ids)}
     missing = [item_id for item_id in labels if item_id not in row_of]
     if missing:
@@ -134,9 +132,9 @@ def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Pro
         table.at[i, "label"] = label
         table.at[i, "split"] = "labeled"
         result.written.append(item_id)
-    if result.written:
-        with atomic_path(file) as tmp:
-            if is_csv:
-                table.to_csv(tmp, index=False, lineterminator="\n")
-            else:
-                table.to_parquet(tmp, index=False)
+    if not result.written:
+        return
+    if is_csv:
+        write_csv(table, file)
+    else:
+        write_parquet(table, file)

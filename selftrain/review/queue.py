@@ -25,6 +25,7 @@ from selftrain.inspection.rounds import RoundData, load_round, previous_predicti
 from selftrain.inspection.views import as_list
 from selftrain.paths import ProjectPaths
 from selftrain.refine.corrections import RULE_NAME, read_csv_text
+from selftrain.refine.ood_config import SCORE_COLUMN
 from selftrain.review.names import DEFAULT_TOP, QUEUE_COLUMNS, STRATEGIES
 
 # Drops that say "not sure enough" or "too many of this class", not "this label is wrong".
@@ -121,12 +122,12 @@ def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> tuple[lis
 
 
 def _ood(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
-    if "ood_score" not in rows.columns:
+    if SCORE_COLUMN not in rows.columns:
         raise DataError(
-            "--by ood: this round has no OOD scores (no 'ood_score' column in its pseudo-labels); "
+            f"--by ood: this round has no OOD scores (no {SCORE_COLUMN!r} column in its pseudo-labels); "
             "infer writes them when refine.ood is configured"
         )
-    score = rows["ood_score"].to_numpy(dtype=np.float64)
+    score = rows[SCORE_COLUMN].to_numpy(dtype=np.float64)
     scored = np.flatnonzero(~np.isnan(score))
     order = scored[np.lexsort((scored, -score[scored]))].tolist()
     return order, {i: f"out-of-distribution score {score[i]:.3g}" for i in order}
