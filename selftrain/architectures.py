@@ -18,8 +18,8 @@ import torchvision
 from torch import nn
 
 from selftrain.models import create_model
+from selftrain.params_training import RESNET_S3
 
-RESNET_S3 = "resnet-s3"
 # Our knob -> the keyword torchvision's classes use for it.
 KNOBS = {"dropout": "dropout", "drop_path": "stochastic_depth_prob"}
 # Parameter counts that compare students with teachers use this many classes: the class
