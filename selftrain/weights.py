@@ -69,9 +69,10 @@ def read_state_dict(source: str, project_root: str | Path = ".") -> dict[str, to
     return strip_ddp_prefix(state)
 
 
-def _names(keys: list[str]) -> str:
-    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-    return ", ".join(keys[:SHOWN_KEYS]) + more
+def name_list(keys: list[str], shown: int = SHOWN_KEYS) -> str:
+    """The first `shown` keys, comma-separated, and how many more there are."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def load_weights(model: nn.Module, source: str, project_root: str | Path = ".") -> list[str]:
@@ -91,7 +92,7 @@ def load_weights(model: nn.Module, source: str, project_root: str | Path = ".") 
     for problem, keys in (("shapes differ", mismatched), ("missing keys", missing), ("unexpected keys", unexpected)):
         if keys:
             raise ModelError(
-                f"{source}: weights do not fit {type(model).__name__} ({problem}: {_names(keys)}); "
+                f"{source}: weights do not fit {type(model).__name__} ({problem}: {name_list(keys)}); "
                 "is it the same architecture?"
             )
     model.load_state_dict({**state, **{key: own[key] for key in replaced}})
@@ -107,4 +108,4 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[lis
     return list(loaded), [key for key in own if key not in loaded]
 
 
-__all__ = ["load_matching", "load_weights", "read_state_dict", "resolve_source"]
+__all__ = ["load_matching", "load_weights", "name_list", "read_state_dict", "resolve_source"]
