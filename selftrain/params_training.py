@@ -87,12 +87,12 @@ def check_model_keys(arch: str, width: int | None, depth: int | None, weights: s
             raise invalid(message, "weights")
 
 
-def check_rotation(arch: str, unlabeled: str) -> None:
+def check_rotation(arch: str, unlabeled: str, key: str = "unlabeled", which: str | None = None) -> None:
+    """The rotation loss only with resnet-s3; `which` names the model in the message
+    (default: `with arch <arch>`), `key` the unlabeled key it reports."""
     if unlabeled == "rotation" and arch != RESNET_S3:
-        raise invalid(
-            f"'rotation' reads resnet-s3's pooled features; with arch {arch} use 'none' or 'consistency'",
-            "unlabeled",
-        )
+        which = which or f"with arch {arch}"
+        raise invalid(f"'rotation' reads resnet-s3's pooled features; {which} use 'none' or 'consistency'", key)
 
 
 @dataclass(frozen=True, config=SECTION)
