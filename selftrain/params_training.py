@@ -34,7 +34,6 @@ UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
 StudentInit = Literal["scratch", "teacher"]
 # auto: bf16 on CUDA, off on the CPU.
 Amp = Literal["auto", "bf16", "off"]
-AMP_CHOICES: tuple[str, ...] = typing.get_args(Amp)
 RESNET_S3 = "resnet-s3"
 # resnet-s3 teacher's size when params.yaml leaves it out.
 TEACHER_WIDTH, TEACHER_DEPTH = 16, 1
@@ -221,7 +220,6 @@ class TrainConfig:
 
 
 __all__ = [
-    "AMP_CHOICES",
     "RESNET_S3",
     "UNLABELED_CHOICES",
     "WEIGHTS_DIR",
