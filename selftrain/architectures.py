@@ -18,8 +18,8 @@ import torchvision
 from torch import nn
 
 from selftrain.models import create_model
+from selftrain.params_training import RESNET_S3
 
-RESNET_S3 = "resnet-s3"
 # Our knob -> the keyword torchvision's classes use for it.
 KNOBS = {"dropout": "dropout", "drop_path": "stochastic_depth_prob"}
 # Parameter counts that compare students with teachers use this many classes: the class
@@ -87,10 +87,11 @@ def build_model(
     caller can log it and record it with the model; a rate of 0 is "applied" trivially.
     """
     rates = {"dropout": dropout, "drop_path": drop_path}
-    if arch == RESNET_S3:
-        return create_model(width, depth, dropout, drop_path, num_classes), {k: True for k in rates}
     knobs = supported_knobs(arch)
-    model = _build_named(arch, num_classes, **{KNOBS[k]: rates[k] for k in knobs})
+    if arch == RESNET_S3:
+        model = create_model(width, depth, dropout, drop_path, num_classes)
+    else:
+        model = _build_named(arch, num_classes, **{KNOBS[k]: rates[k] for k in knobs})
     return model, {k: k in knobs or rates[k] == 0.0 for k in rates}
 
 

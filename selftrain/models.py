@@ -193,8 +193,9 @@ def load_model(
     from selftrain.architectures import architecture_error, build_model
 
     header = read_header(model_dir)
-    if architecture_error(header.architecture):
-        raise ModelError(f"{model_dir}: checkpoint architecture: {architecture_error(header.architecture)}")
+    error = architecture_error(header.architecture)
+    if error:
+        raise ModelError(f"{model_dir}: checkpoint architecture: {error}")
     if expect_class_names is not None and tuple(expect_class_names) != header.class_names:
         raise ModelError(
             f"{model_dir}: checkpoint has {header.num_classes} classes {list(header.class_names)}, "

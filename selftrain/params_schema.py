@@ -39,6 +39,7 @@ from selftrain.params_training import (
     StudentConfig,
     TeacherConfig,
     TrainConfig,
+    check_rotation,
 )
 
 Device = Literal["auto", "gpu", "cpu"]
@@ -319,12 +320,7 @@ class Params:
                     f"generations.{gen}.teacher",
                 )
             _check_not_smaller(self, gen)
-            if self.student.unlabeled == "rotation" and g.arch != RESNET_S3:
-                raise invalid(
-                    f"'rotation' reads resnet-s3's pooled features; generation {gen} is {g.arch}: "
-                    "use 'none' or 'consistency'",
-                    "student.unlabeled",
-                )
+            check_rotation(g.arch, self.student.unlabeled, "student.unlabeled", f"generation {gen} is {g.arch}:")
             if g.weights is not None and self.student.init == "teacher":
                 raise invalid(
                     "student.init 'teacher' already says where this student starts; "

@@ -34,7 +34,6 @@ UNLABELED_CHOICES: tuple[str, ...] = typing.get_args(Unlabeled)
 StudentInit = Literal["scratch", "teacher"]
 # auto: bf16 on CUDA, off on the CPU.
 Amp = Literal["auto", "bf16", "off"]
-AMP_CHOICES: tuple[str, ...] = typing.get_args(Amp)
 RESNET_S3 = "resnet-s3"
 # resnet-s3 teacher's size when params.yaml leaves it out.
 TEACHER_WIDTH, TEACHER_DEPTH = 16, 1
@@ -87,12 +86,12 @@ def check_model_keys(arch: str, width: int | None, depth: int | None, weights: s
             raise invalid(message, "weights")
 
 
-def check_rotation(arch: str, unlabeled: str) -> None:
+def check_rotation(arch: str, unlabeled: str, key: str = "unlabeled", which: str | None = None) -> None:
+    """The rotation loss only with resnet-s3; `which` names the model in the message
+    (default: `with arch <arch>`), `key` the unlabeled key it reports."""
     if unlabeled == "rotation" and arch != RESNET_S3:
-        raise invalid(
-            f"'rotation' reads resnet-s3's pooled features; with arch {arch} use 'none' or 'consistency'",
-            "unlabeled",
-        )
+        which = which or f"with arch {arch}"
+        raise invalid(f"'rotation' reads resnet-s3's pooled features; {which} use 'none' or 'consistency'", key)
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -221,7 +220,6 @@ class TrainConfig:
 
 
 __all__ = [
-    "AMP_CHOICES",
     "RESNET_S3",
     "UNLABELED_CHOICES",
     "WEIGHTS_DIR",

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from selftrain.params_training import RESNET_S3
 from selftrain.paths import ProjectPaths
 from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
@@ -48,7 +49,7 @@ def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
         row = {
             "generation": gen,
             # Metrics written before architectures were named are resnet-s3's.
-            "architecture": metrics.get("architecture", "resnet-s3"),
+            "architecture": metrics.get("architecture", RESNET_S3),
             "width": metrics["width"],
             "depth": metrics["depth"],
             "parameters": metrics["num_parameters"],

@@ -37,8 +37,9 @@ from selftrain.distributed import (
 )
 from selftrain.ema import WeightAverage
 from selftrain.errors import TrainingError
-from selftrain.normalization import IMAGENET, Normalization
 from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch, soft_cross_entropy
+from selftrain.normalization import IMAGENET, Normalization
+from selftrain.params_training import RESNET_S3
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class FitOptions:
     # NHWC weights and inputs (params train.channels_last, resolved for the device).
     channels_last: bool = False
     # The model's architecture: `augment.geometry: auto` frames its training images by it.
-    arch: str = "resnet-s3"
+    arch: str = RESNET_S3
 
 
 def seed_everything(seed: int) -> None:

@@ -21,7 +21,7 @@ from selftrain.errors import TrainingError
 from selftrain.models import Calibrated, ModelHeader, header_for, load_model
 from selftrain.prediction import predict_split
 from selftrain.train import FitOptions, TrainSet, UnlabeledLoss, fit, seed_everything
-from selftrain.weights import load_matching, load_weights
+from selftrain.weights import load_matching, load_weights, name_list
 
 
 def labeled_train_set(dataset: Dataset) -> TrainSet:
@@ -111,8 +111,7 @@ def initial_model(
         source = str(teacher_dir)
         log(f"{label}: {len(loaded)} tensors from the teacher {teacher_dir}, {len(fresh)} fresh")
         if fresh:
-            log(f"{label}: fresh (no tensor of that name and shape in the teacher): {', '.join(fresh[:10])}"
-                + (f" and {len(fresh) - 10} more" if len(fresh) > 10 else ""))  # fmt: skip
+            log(f"{label}: fresh (no tensor of that name and shape in the teacher): {name_list(fresh, 10)}")
     return model, source, noise_applied
 
 

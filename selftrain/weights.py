@@ -69,9 +69,10 @@ def read_state_dict(source: str, project_root: str | Path = ".") -> dict[str, to
     return strip_ddp_prefix(state)
 
 
-def _names(keys: list[str]) -> str:
-    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-    return ", ".join(keys[:SHOWN_KEYS]) + more
+def name_list(keys: list[str], shown: int = SHOWN_KEYS) -> str:
+    """The first `shown` keys, comma-separated, and how many more there are."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def load_weights(model: nn.Module, source: str, project_root: str | Path = ".") -> list[str]:
@@ -83,18 +84,15 @@ def load_weights(model: nn.Module, source: str, project_root: str | Path = ".") 
     state = read_state_dict(source, project_root)
     own = model.state_dict()
     head = classifier_prefixes(model)
-    replaced = [
-        key
-        for key, value in state.items()
-        if key in own and own[key].shape != value.shape and key.startswith(head)
-    ]
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape and k not in replaced]
+    differ = [key for key, value in state.items() if key in own and own[key].shape != value.shape]
+    replaced = [key for key in differ if key.startswith(head)]
+    mismatched = [key for key in differ if not key.startswith(head)]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     for problem, keys in (("shapes differ", mismatched), ("missing keys", missing), ("unexpected keys", unexpected)):
         if keys:
             raise ModelError(
-                f"{source}: weights do not fit {type(model).__name__} ({problem}: {_names(keys)}); "
+                f"{source}: weights do not fit {type(model).__name__} ({problem}: {name_list(keys)}); "
                 "is it the same architecture?"
             )
     model.load_state_dict({**state, **{key: own[key] for key in replaced}})
@@ -105,9 +103,9 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[lis
     """Copy the tensors of `state` that match `model`'s by name and shape (a student's
     warm start from a teacher of another architecture); return (loaded, left fresh)."""
     own = model.state_dict()
-    loaded = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
-    model.load_state_dict({**own, **{key: state[key] for key in loaded}})
-    return loaded, [key for key in own if key not in set(loaded)]
+    loaded = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    model.load_state_dict({**own, **loaded})
+    return list(loaded), [key for key in own if key not in loaded]
 
 
-__all__ = ["load_matching", "load_weights", "read_state_dict", "resolve_source"]
+__all__ = ["load_matching", "load_weights", "name_list", "read_state_dict", "resolve_source"]
