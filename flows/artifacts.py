@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from selftrain.inspection.tables import round_summary
+from selftrain.params_training import RESNET_S3
 from selftrain.paths import ProjectPaths
 from selftrain.report.markup import round_page_name
 
@@ -26,7 +27,7 @@ def class_mix_records(summary: dict[str, pd.DataFrame]) -> list[dict]:
 
 def _model_size(metrics: dict) -> str:
     """resnet-s3 by its width and depth, another architecture by its name."""
-    arch = metrics.get("architecture", "resnet-s3")
+    arch = metrics.get("architecture", RESNET_S3)
     if metrics.get("width") is None:
         return arch
     return f"{arch} width {metrics['width']}, depth {metrics['depth']}"

@@ -18,14 +18,13 @@ from nvidia.dali.data_node import DataNode
 from selftrain.config import GEOMETRY_CHOICES, AugmentConfig
 from selftrain.errors import ConfigError
 from selftrain.normalization import IMAGENET, Normalization
+from selftrain.params_training import RESNET_S3
 
 # ImageNet statistics in 0..255 pixel units (DALI normalises uint8 pixels directly):
 # what data.mean/data.std "auto" gives.
 MEAN: tuple[float, ...] = tuple(IMAGENET.pixel_mean)
 STD: tuple[float, ...] = tuple(IMAGENET.pixel_std)
 
-# The architecture made for 8-32 px images, whose inputs a translation frames best.
-SMALL_IMAGE_ARCH = "resnet-s3"
 PAD_CROP, RANDOM_RESIZED_CROP = "pad_crop", "random_resized_crop"
 # Pixel value (0..255) for areas a translation or rotation uncovers: black, like
 # torchvision's RandomCrop/RandAugment, rather than DALI's default grey 128.
@@ -47,7 +46,7 @@ def resolve_geometry(geometry: str, arch: str) -> str:
         raise ConfigError(f"augment.geometry: must be one of {list(GEOMETRY_CHOICES)}, got {geometry!r}")
     if geometry != "auto":
         return geometry
-    return PAD_CROP if arch == SMALL_IMAGE_ARCH else RANDOM_RESIZED_CROP
+    return PAD_CROP if arch == RESNET_S3 else RANDOM_RESIZED_CROP
 
 
 def decode(encoded: DataNode, *, device: str) -> DataNode:
@@ -194,7 +193,6 @@ __all__ = [
     "MEAN",
     "PAD_CROP",
     "RANDOM_RESIZED_CROP",
-    "SMALL_IMAGE_ARCH",
     "STD",
     "decode",
     "fit_square",
