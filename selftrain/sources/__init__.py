@@ -23,7 +23,8 @@ unchanged and DVC would not rerun the stages after prepare.
 
 Modules: `prepare` (writes the prepared directory), `folders` and `manifest` (the two
 readers), `prepared_manifest` (what both do with the rows they found), `images`
-(decoding checks), `splits` (val/test allocation), `locations` (paths and the data root).
+(decoding checks), `splits` (val/test allocation), `locations` (paths and the data root),
+`mosaic` (2x2 digits mosaics for the multi-label task; not yet a ``data.source``).
 """
 
 from selftrain.sources.folders import read_folders
