@@ -1,5 +1,6 @@
-"""The training losses: soft-target cross-entropy, FixMatch consistency, rotation
-prediction (SESEMI), and the ramp-up of the pseudo-labelled part."""
+"""The training losses: soft-target cross-entropy, its multi-label counterpart (sigmoid
+binary cross-entropy), FixMatch consistency, rotation prediction (SESEMI), and the
+ramp-up of the pseudo-labelled part."""
 
 from __future__ import annotations
 
@@ -20,6 +21,24 @@ def soft_cross_entropy(
     With one-hot targets this is the ordinary cross-entropy.
     """
     per_row = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B,)
+    return (weights * per_row).sum() / weights.sum().clamp_min(1e-12)
+
+
+def soft_binary_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weighted multi-label loss: one sigmoid per class, binary cross-entropy against
+    soft or hard per-class targets.
+
+    logits (B, C), targets (B, C) each in [0, 1] (0/1 for hard labels; a row need not
+    sum to 1), weights (B,) or None for equal rows -> scalar. Per row the mean over
+    classes, so the scale does not grow with the number of classes; then the
+    weighted mean over rows, as `soft_cross_entropy` does.
+    """
+    per_class = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # (B, C)
+    per_row = per_class.mean(dim=1)  # (B,)
+    if weights is None:
+        return per_row.mean()
     return (weights * per_row).sum() / weights.sum().clamp_min(1e-12)
 
 
@@ -84,5 +103,6 @@ __all__ = [
     "consistency_loss",
     "rampup_weight",
     "rotate_batch",
+    "soft_binary_cross_entropy",
     "soft_cross_entropy",
 ]

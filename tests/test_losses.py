@@ -1,13 +1,67 @@
-"""The unlabeled losses and the ramp-up (selftrain.losses)."""
+"""The multi-label loss, the unlabeled losses and the ramp-up (selftrain.losses)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch
+from selftrain.losses import (
+    WithRotationHead,
+    consistency_loss,
+    rampup_weight,
+    rotate_batch,
+    soft_binary_cross_entropy,
+)
 from selftrain.models import create_model
+
+
+def _bce(p: float, t: float) -> float:
+    """Binary cross-entropy of probability p against target t, by hand."""
+    return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+
+def test_soft_binary_cross_entropy_is_the_hand_computed_bce_against_the_soft_vector():
+    # sigmoid(0) = 1/2, sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4.
+    logits = torch.tensor([[0.0, math.log(3)], [-math.log(3), 0.0]])
+    targets = torch.tensor([[0.5, 0.25], [1.0, 0.0]])
+    row0 = (_bce(0.5, 0.5) + _bce(0.75, 0.25)) / 2
+    row1 = (_bce(0.25, 1.0) + _bce(0.5, 0.0)) / 2
+    assert soft_binary_cross_entropy(logits, targets).item() == pytest.approx((row0 + row1) / 2)
+    weighted = soft_binary_cross_entropy(logits, targets, torch.tensor([3.0, 1.0]))
+    assert weighted.item() == pytest.approx((3 * row0 + row1) / 4)
+
+
+def test_soft_binary_cross_entropy_with_a_zero_weight_row_ignores_it():
+    logits = torch.tensor([[2.0, -1.0], [5.0, 5.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    loss = soft_binary_cross_entropy(logits, targets, torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx((_bce(1 / (1 + math.exp(-2)), 1.0) + _bce(1 / (1 + math.exp(1)), 0.0)) / 2)
+    loss.backward()
+    assert logits.grad[1].abs().sum() == 0
+
+
+def test_a_few_sigmoid_bce_steps_on_a_fixed_batch_lower_the_loss():
+    torch.manual_seed(0)
+    model = create_model(8, 1, 0.0, 0.0, 4)
+    images = torch.randn(8, 3, 16, 16)
+    # Label sets of several labels each, one empty, and one soft row.
+    targets = torch.tensor(
+        [[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 0, 1]],
+        dtype=torch.float32,
+    )
+    targets[1] = torch.tensor([0.2, 0.9, 0.1, 0.4])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss = soft_binary_cross_entropy(model(images), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
 
 
 def test_consistency_loss_trains_strong_view_on_confident_weak_labels():
