@@ -49,9 +49,8 @@ def test_a_few_sigmoid_bce_steps_on_a_fixed_batch_lower_the_loss():
     images = torch.randn(8, 3, 16, 16)
     # Label sets of several labels each, one empty, and one soft row.
     targets = torch.tensor(
-        [[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 0, 1]],
-        dtype=torch.float32,
-    )
+        [[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 0, 1]]
+    ).float()
     targets[1] = torch.tensor([0.2, 0.9, 0.1, 0.4])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
