@@ -85,12 +85,10 @@ def build_mosaics(options: MosaicOptions, config: DataConfig) -> Mosaics:
         DataError: a split gets no mosaic, or the labeled mosaics leave a digit unshown.
     """
     digits, digit_labels, class_names = digits_images()
-    pools = assign_splits(digit_labels, config, options.seed)
-    def pools_of(split: str) -> np.ndarray:
-        return np.flatnonzero(pools == split)
-
-    pool_sizes = np.array([len(pools_of(split)) for split in SPLITS])
-    counts = _share(options.count, pool_sizes)
+    # The digits images each split's cells may show, in SPLITS order.
+    pool_of = assign_splits(digit_labels, config, options.seed)
+    pools = [np.flatnonzero(pool_of == split) for split in SPLITS]
+    counts = _share(options.count, np.array([len(pool) for pool in pools]))
     empty = [split for split, n in zip(SPLITS, counts) if n == 0]
     if empty:
         raise DataError(
@@ -98,8 +96,8 @@ def build_mosaics(options: MosaicOptions, config: DataConfig) -> Mosaics:
         )
     # One generator per split: a split's mosaics depend on its own pool and count only.
     sources = [
-        _draw_cells(pools_of(split), int(n), options.blank_share, np.random.default_rng([options.seed, i]))
-        for i, (split, n) in enumerate(zip(SPLITS, counts))
+        _draw_cells(pool, int(n), options.blank_share, np.random.default_rng([options.seed, i]))
+        for i, (pool, n) in enumerate(zip(pools, counts))
     ]
     cell_sources = np.concatenate(sources)  # (N, 4)
     splits = np.repeat(np.array(SPLITS, dtype=object), counts)
