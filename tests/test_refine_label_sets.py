@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from selftrain.errors import ConfigError, DataError
-from selftrain.refine import RefineContext, parse_refine_config, refine, refine_label_sets
+from selftrain.refine import RefineContext, format_label_report, parse_refine_config, refine, refine_label_sets
 from selftrain.refine.label_sets import read_label_sets
 from test_refine_label_rules import EXTRA, NAMES, make_frame, run
 
@@ -72,6 +72,17 @@ def test_exact_match_before_and_after_the_rules():
         "exact_match_before": 3 / 7,  # rows 1, 3 and 7
         "exact_match_after": 2 / 4,  # rows 0 and 2 (row 1 lost its true island, row 3 gained a dresser)
     }
+
+
+def test_the_terminal_table_shows_each_rule_its_moves_and_precision():
+    text = format_label_report(run(canary_frame(), [DROP_CROWDED, NO_ISLAND, MISSED_DRESSER]).report)
+    lines = text.splitlines()
+    assert lines[0] == "refine (multilabel), generation 1: 8 images, 5 kept, 3 dropped, 0 kept with no label"
+    remove = next(line for line in lines if line.startswith("no-island-in-bedroom"))
+    assert remove.split() == ["no-island-in-bedroom", "2", "2", "0", "0", "-", "island:", "2", "0.50", "(1/2)", "-"]
+    drop = next(line for line in lines if line.startswith("drop-crowded"))
+    assert drop.split()[-2:] == ["0.67", "(2/3)"]
+    assert lines[-1] == "exact label sets (7 images with truth): 42.9% before -> 50.0% after"
 
 
 def test_without_truth_there_is_no_precision():

@@ -19,14 +19,14 @@ Decisions where the issue was silent:
   ``label`` is in multiclass rounds.
 
 The canary truth (``true_labels``, a list of class names per row, null = unknown)
-is removed before any rule runs and read only by the report's accounting.
+is removed before any rule runs and read only by the report's accounting
+(`selftrain.refine.label_report`).
 Built-in filters, balancing and training targets of multi-label rounds are not here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,13 +42,8 @@ from selftrain.refine.conditions import (
 )
 from selftrain.refine.config import RefineConfig, Rule
 from selftrain.refine.inputs import RefineContext, check_context, check_rule_types
-from selftrain.refine.label_sets import (
-    LabelRuleStats,
-    LabelSetState,
-    judge_label_changes,
-    label_lists,
-    read_label_sets,
-)
+from selftrain.refine.label_report import label_report
+from selftrain.refine.label_sets import LabelRuleStats, LabelSetState, label_lists, read_label_sets
 from selftrain.refine.rule_config import LABEL_SET_ACTIONS
 
 LABELS_COLUMN = "labels"
@@ -101,7 +96,7 @@ def refine_label_sets(pseudo_labels: pd.DataFrame, config: RefineConfig, context
     table["kept"] = pd.Series(state.kept.copy(), index=index)
     table["rules"] = _objects([list(r) for r in state.rules], index)
     table["dropped_by"] = _objects(list(state.dropped_by), index)
-    report = _report(config, context.generation, stats, sets, state, pseudo_labels)
+    report = label_report(config, context.generation, stats, sets, state, pseudo_labels)
     return LabelSetResult(table=table.drop(columns=[TRUTH_LABELS_COLUMN], errors="ignore"), report=report)
 
 
@@ -125,7 +120,9 @@ def _check_columns(config: RefineConfig, inputs: pd.DataFrame) -> None:
         raise DataError(f"pseudo_labels: missing columns {missing}; has {columns}")
     reserved = [c for c in RESULT_COLUMNS if c in inputs.columns]
     if reserved:
-        raise DataError(f"pseudo_labels: already has refinement columns {reserved}; refine reads the infer stage's table")
+        raise DataError(
+            f"pseudo_labels: already has refinement columns {reserved}; refine reads the infer stage's table"
+        )
 
 
 def _reads_scores(config: RefineConfig) -> bool:
@@ -191,54 +188,6 @@ def _apply_rule(rule: Rule, inputs: pd.DataFrame, state: LabelSetState, scores: 
         changed |= newly
     state.note(changed, stats)
     return stats
-
-
-def _report(
-    config: RefineConfig,
-    generation: int,
-    stats: list[LabelRuleStats],
-    before: np.ndarray,
-    state: LabelSetState,
-    pseudo_labels: pd.DataFrame,
-) -> dict[str, Any]:
-    """rows, kept, dropped, empty_sets (kept images left with no label), order, rules
-    (per-rule counts), labels {before, after}: {class: images}; with the canary truth,
-    each rule's ``precision`` and the exact-match ratio of the sets before and after."""
-    names = config.class_names
-    kept = state.kept
-    report: dict[str, Any] = {
-        "generation": int(generation),
-        "task": config.task,
-        "rows": int(len(kept)),
-        "kept": int(kept.sum()),
-        "dropped": int(len(kept) - kept.sum()),
-        "empty_sets": int((kept & ~state.sets.any(axis=1)).sum()),
-        "order": [s.name for s in stats],
-        "rules": [s.as_dict(names) for s in stats],
-        "labels": {
-            "before": dict(zip(names, before.sum(axis=0).astype(int).tolist())),
-            "after": dict(zip(names, state.sets[kept].sum(axis=0).astype(int).tolist())),
-        },
-    }
-    if TRUTH_LABELS_COLUMN in pseudo_labels.columns:
-        frame = pseudo_labels.reset_index(drop=True)
-        truth, known = read_label_sets(frame, TRUTH_LABELS_COLUMN, names, "pseudo_labels", allow_null=True)
-        for entry, rule_stats in zip(report["rules"], stats):
-            entry["precision"] = judge_label_changes(rule_stats, truth, known)
-        kept_known = kept & known
-        report["accuracy"] = {
-            "rows_with_truth": int(known.sum()),
-            "kept_with_truth": int(kept_known.sum()),
-            "exact_match_before": _exact(before, truth, known),
-            "exact_match_after": _exact(state.sets, truth, kept_known),
-        }
-    return report
-
-
-def _exact(sets: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> float | None:
-    if not rows.any():
-        return None
-    return float((sets[rows] == truth[rows]).all(axis=1).mean())
 
 
 def _objects(values: list, index: pd.Index) -> pd.Series:

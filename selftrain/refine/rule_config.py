@@ -104,7 +104,9 @@ def _rule(raw: Any, index: int, schema: Schema) -> Rule:
 
     if "plugin" in raw:
         if schema.multilabel:
-            raise ConfigError(f"{where}.plugin: plug-in rules see the multiclass table; not available in a multilabel run")
+            raise ConfigError(
+                f"{where}.plugin: plug-in rules see the multiclass table; not available in a multilabel run"
+            )
         others = sorted(str(k) for k in raw if k not in ("name", "description", "plugin"))
         if others:
             raise ConfigError(
@@ -149,9 +151,8 @@ def _rule(raw: Any, index: int, schema: Schema) -> Rule:
         if action in raw:
             values[action] = resolve_class(raw[action], schema.class_names, f"{where}.{action}")
     if "add_label" in values and values.get("add_label") == values.get("remove_label"):
-        raise ConfigError(
-            f"{where}.remove_label: the rule adds and removes the same label {schema.class_names[values['add_label']]!r}"
-        )
+        same = schema.class_names[values["add_label"]]
+        raise ConfigError(f"{where}.remove_label: the rule adds and removes the same label {same!r}")
     return Rule(name=name, index=index, when=when, description=description, **values)
 
 
