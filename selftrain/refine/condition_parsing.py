@@ -9,6 +9,17 @@ A condition is one of
 - ``{group_count: {class: <class>, op: <op>, value: <int>}}`` — how many other live
   rows of the group carry that class (``class`` omitted: how many other live rows).
 
+Multi-label runs only (``task: multilabel``), over the image's current label set:
+
+- ``{labels_has_all: [<class>, ...]}`` / ``{labels_has_any: [<class>, ...]}`` — every /
+  at least one listed class is in the set;
+- ``{labels_count: {op: <op>, value: <int>}}`` — the size of the set;
+- ``{score_of: {label: <class>, op: <op>, value: <p>}}`` — the model's probability of
+  that class (its ``probs`` entry), whether the class is in the set or not.
+
+A label-set condition in a multiclass run, or a group condition in a multi-label
+one, is refused here with the rule's key path.
+
 Class columns (``pred``, ``prev_pred``, ``second_pred``, ``label``) take class names
 or indices, resolved to indices here. Every problem raises one `ConfigError` naming
 the key path.
@@ -24,6 +35,7 @@ from selftrain.refine.conditions import (
     ALL_OPS,
     COMPARISONS,
     CONDITION_FORMS,
+    LABEL_SET_FORMS,
     NULL_OPS,
     ORDER_OPS,
     SET_OPS,
@@ -34,8 +46,13 @@ from selftrain.refine.conditions import (
     Condition,
     GroupCount,
     GroupHas,
+    LabelsCount,
+    LabelsHasAll,
+    LabelsHasAny,
     Not,
     Schema,
+    ScoreOf,
+    TRUTH_LABELS_COLUMN,
 )
 
 
@@ -92,6 +109,13 @@ def parse_condition(raw: Any, schema: Schema, where: str) -> Condition:
         return AllOf(items) if form == "all" else AnyOf(items)
     if form == "not":
         return Not(parse_condition(body, schema, f"{where}.not"))
+    if form in LABEL_SET_FORMS:
+        return _parse_label_set(form, body, schema, f"{where}.{form}")
+    if schema.multilabel:
+        raise ConfigError(
+            f"{where}.{form}: group conditions compare one class per row; a multi-label run "
+            "reads each image's own label set (labels_has_all, labels_has_any, labels_count)"
+        )
     if schema.group_by is None:
         raise ConfigError(f"{where}.{form}: group conditions need refine.group_by (the column that forms groups)")
     if form == "group_has":
@@ -113,9 +137,9 @@ def _parse_column(raw: Mapping, schema: Schema, where: str) -> ColumnCondition:
     column = raw["column"]
     if not isinstance(column, str):
         raise ConfigError(f"{where}.column: expected a column name, got {_describe(column)}")
-    if column == TRUTH_COLUMN:
+    if column in (TRUTH_COLUMN, TRUTH_LABELS_COLUMN):
         raise ConfigError(
-            f"{where}.column: {TRUTH_COLUMN!r} is ground truth and may never be read by rules"
+            f"{where}.column: {column!r} is ground truth and may never be read by rules"
         )
     if column not in schema.known_columns:
         raise ConfigError(
@@ -190,6 +214,42 @@ def _parse_group_count(body: Any, schema: Schema, where: str) -> GroupCount:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{where}.value: expected an integer >= 0, got {_describe(value)}")
     return GroupCount(op, value, class_index)
+
+
+def _parse_label_set(form: str, body: Any, schema: Schema, where: str) -> Condition:
+    if not schema.multilabel:
+        raise ConfigError(
+            f"{where}: a label-set condition needs task multilabel (each image's `labels` set); "
+            "this run is multiclass"
+        )
+    if form in ("labels_has_all", "labels_has_any"):
+        if isinstance(body, (str, int)) and not isinstance(body, bool):
+            body = [body]
+        if not isinstance(body, list) or not body:
+            raise ConfigError(f"{where}: expected a non-empty list of classes, got {_describe(body)}")
+        classes = tuple(resolve_class(c, schema.class_names, f"{where}[{i}]") for i, c in enumerate(body))
+        return LabelsHasAll(classes) if form == "labels_has_all" else LabelsHasAny(classes)
+    keys = ("op", "value") if form == "labels_count" else ("label", "op", "value")
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {_describe(body)}")
+    unknown = sorted(str(k) for k in body if k not in keys)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; {form} has {', '.join(keys)}")
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]}: required key is missing")
+    op = body["op"]
+    if not isinstance(op, str) or op not in COMPARISONS:
+        raise ConfigError(f"{where}.op: unknown op {op!r}; ops: {list(COMPARISONS)}")
+    value = body["value"]
+    if form == "labels_count":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}.value: expected an integer >= 0, got {_describe(value)}")
+        return LabelsCount(op, value)
+    class_index = resolve_class(body["label"], schema.class_names, f"{where}.label")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{where}.value: expected a probability in [0, 1], got {_describe(value)}")
+    return ScoreOf(class_index, op, float(value))
 
 
 def _is_nan(value: Any) -> bool:

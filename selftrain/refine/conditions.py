@@ -1,8 +1,10 @@
 """Rule conditions: their types, what they read, and their evaluation as boolean masks.
 
 A condition compares one column with a value (`ColumnCondition`), combines others
-(`AllOf`, `AnyOf`, `Not`), or counts evidence in the row's group (`GroupHas`,
-`GroupCount`); `selftrain.refine.condition_parsing` builds them from params data.
+(`AllOf`, `AnyOf`, `Not`), counts evidence in the row's group (`GroupHas`,
+`GroupCount`), or reads one image's label set in a multi-label round (`LabelsHasAll`,
+`LabelsHasAny`, `LabelsCount`, `ScoreOf`); `selftrain.refine.condition_parsing` builds
+them from params data.
 
 Nothing here evaluates strings: an operator is a key into `COMPARISONS`. A null cell
 matches only ``is_null`` (every other comparison, ``!=`` and ``not_in`` included, is
@@ -21,6 +23,8 @@ import pandas as pd
 
 # Ground truth of benchmark rows; rules may never read it (see refine.engine).
 TRUTH_COLUMN = "true_label"
+# The same for multi-label rows: the true label set (see refine.label_rules).
+TRUTH_LABELS_COLUMN = "true_labels"
 
 # Columns whose values are class indices; rules may spell values as class names.
 CLASS_COLUMNS = ("pred", "prev_pred", "second_pred", "label")
@@ -49,7 +53,9 @@ NULL_OPS = ("is_null", "not_null")
 ALL_OPS = (*COMPARISONS, *SET_OPS, *NULL_OPS)
 COMBINATORS = ("all", "any", "not")
 GROUP_FORMS = ("group_has", "group_count")
-CONDITION_FORMS = ("column", *COMBINATORS, *GROUP_FORMS)
+# Read the image's current label set (and the model's per-class scores): multi-label only.
+LABEL_SET_FORMS = ("labels_has_all", "labels_has_any", "labels_count", "score_of")
+CONDITION_FORMS = ("column", *COMBINATORS, *GROUP_FORMS, *LABEL_SET_FORMS)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,41 @@ class GroupCount:
     class_index: int | None = None
 
 
-Condition = Union[ColumnCondition, AllOf, AnyOf, Not, GroupHas, GroupCount]
+@dataclass(frozen=True)
+class LabelsHasAll:
+    classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LabelsHasAny:
+    classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LabelsCount:
+    op: str
+    value: int
+
+
+@dataclass(frozen=True)
+class ScoreOf:
+    """The model's probability of one class (``probs``), predicted in the set or not."""
+
+    class_index: int
+    op: str
+    value: float
+
+
+LABEL_SET_CONDITIONS = {
+    LabelsHasAll: "labels_has_all",
+    LabelsHasAny: "labels_has_any",
+    LabelsCount: "labels_count",
+    ScoreOf: "score_of",
+}
+
+Condition = Union[
+    ColumnCondition, AllOf, AnyOf, Not, GroupHas, GroupCount, LabelsHasAll, LabelsHasAny, LabelsCount, ScoreOf
+]
 
 
 @dataclass(frozen=True)
@@ -100,11 +140,13 @@ class Schema:
     # Metadata columns the manifest carries (``group_id``, ``source``, ...).
     extra_columns: tuple[str, ...] = ()
     group_by: str | None = None
+    # The run's task: label-set conditions and actions exist only in multi-label runs.
+    multilabel: bool = False
 
     @property
     def known_columns(self) -> tuple[str, ...]:
         base = (*TEXT_COLUMNS, *CLASS_COLUMNS, *NUMBER_COLUMNS)
-        extra = tuple(c for c in self.extra_columns if c not in base and c != TRUTH_COLUMN)
+        extra = tuple(c for c in self.extra_columns if c not in base and c not in (TRUTH_COLUMN, TRUTH_LABELS_COLUMN))
         return tuple(sorted(base + extra))
 
     def column_kind(self, column: str) -> str:
@@ -129,6 +171,18 @@ def column_conditions(condition: Condition | None) -> list[ColumnCondition]:
     return []
 
 
+def label_set_forms(condition: Condition | None) -> list[str]:
+    """The label-set condition keys (``labels_has_all``, ...) `condition` uses, in order."""
+    if condition is None:
+        return []
+    if isinstance(condition, (AllOf, AnyOf)):
+        return [form for item in condition.items for form in label_set_forms(item)]
+    if isinstance(condition, Not):
+        return label_set_forms(condition.item)
+    form = LABEL_SET_CONDITIONS.get(type(condition))
+    return [form] if form is not None else []
+
+
 def uses_groups(condition: Condition | None) -> bool:
     if isinstance(condition, (GroupHas, GroupCount)):
         return True
@@ -143,8 +197,11 @@ def uses_groups(condition: Condition | None) -> bool:
 class RowView:
     """What conditions see: the table's columns, the current labels, who is still live.
 
-    ``labels`` (N,) holds each row's current class (dropped rows keep their last one);
+    ``labels`` (N,) holds each row's current class (dropped rows keep their last one;
+    -1 in multi-label rounds, which have no single class);
     ``group_codes`` (N,) numbers the groups, -1 where the group column is null.
+    Multi-label rounds only: ``label_sets`` (N, C) bool, True where the class is in
+    the image's current set; ``scores`` (N, C) the model's per-class probabilities.
     """
 
     column: Callable[[str], pd.Series]
@@ -152,6 +209,8 @@ class RowView:
     live: np.ndarray
     group_codes: np.ndarray | None
     n_groups: int = 0
+    label_sets: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 def evaluate(condition: Condition, rows: RowView) -> np.ndarray:
@@ -181,7 +240,24 @@ def evaluate(condition: Condition, rows: RowView) -> np.ndarray:
         else:
             carrying = rows.labels == condition.class_index
         return np.asarray(COMPARISONS[condition.op](_others_in_group(rows, carrying), condition.value), dtype=bool)
+    if isinstance(condition, (LabelsHasAll, LabelsHasAny, LabelsCount, ScoreOf)):
+        return _evaluate_label_set(condition, rows)
     raise TypeError(f"not a condition: {condition!r}")
+
+
+def _evaluate_label_set(condition: Condition, rows: RowView) -> np.ndarray:
+    if rows.label_sets is None:
+        raise ValueError(f"{LABEL_SET_CONDITIONS[type(condition)]} needs the image's label sets (a multi-label round)")
+    sets = rows.label_sets  # (N, C) bool
+    if isinstance(condition, LabelsHasAll):
+        return sets[:, list(condition.classes)].all(axis=1)
+    if isinstance(condition, LabelsHasAny):
+        return sets[:, list(condition.classes)].any(axis=1)
+    if isinstance(condition, LabelsCount):
+        return np.asarray(COMPARISONS[condition.op](sets.sum(axis=1), condition.value), dtype=bool)
+    if rows.scores is None:
+        raise ValueError("score_of needs the per-class probabilities (probs)")
+    return np.asarray(COMPARISONS[condition.op](rows.scores[:, condition.class_index], condition.value), dtype=bool)
 
 
 def compare(series: pd.Series, op: str, value: Any) -> np.ndarray:

@@ -28,6 +28,12 @@ not combine with other actions. ``plugin: "package.module:function"`` names a
 function ``(frame, context) -> frame`` that is imported and checked at parse time
 (`selftrain.refine.rule_config` parses each rule).
 
+The caller passes the run's ``task`` (``multiclass``, the default, or ``multilabel``).
+A multi-label run's rules read and change each image's label set: conditions
+``labels_has_all``, ``labels_has_any``, ``labels_count``, ``score_of``, actions
+``add_label: <class>`` and ``remove_label: <class>`` (`selftrain.refine.label_rules`
+applies them); those keys in a multiclass run are an error naming the rule and key.
+
 Every problem raises one `ConfigError` whose message starts with the key path,
 e.g. ``refine.rules[2] (name 'island-to-dresser').when.column: unknown column ...``.
 """
@@ -38,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from selftrain.errors import ConfigError
-from selftrain.refine.conditions import TRUTH_COLUMN, Schema, column_conditions
+from selftrain.refine.conditions import TRUTH_COLUMN, TRUTH_LABELS_COLUMN, Schema, column_conditions
 # Rule and its constants live with the rule parser; re-exported for callers of this module.
 from selftrain.refine.rule_config import ACTIONS, BUILTIN_NAMES, Rule, class_threshold_map, load_plugin, parse_rules
 from selftrain.refine.values import check_bool, check_number, check_optional_number, check_unit
@@ -59,6 +65,7 @@ SECTION_KEYS = (
     "ood",
 )
 BALANCE_KEYS = ("enabled", "per_class")
+TASKS = ("multiclass", "multilabel")
 # Columns a rule or group_by can never read: the list of probabilities has no scalar order.
 UNREADABLE_COLUMNS = ("probs",)
 
@@ -88,6 +95,11 @@ class RefineConfig:
     # None: every rule applies; else a rule below this precision on val is skipped.
     min_rule_precision: float | None = None
     ood: OodConfig = OodConfig()
+    task: str = "multiclass"
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
     @property
     def num_classes(self) -> int:
@@ -105,6 +117,7 @@ def parse_refine_config(
     raw: Mapping[str, Any] | None,
     class_names: Sequence[str],
     extra_columns: Sequence[str] = (),
+    task: str = "multiclass",
 ) -> RefineConfig:
     """Validate the ``refine:`` params section against the dataset's classes and columns.
 
@@ -112,10 +125,13 @@ def parse_refine_config(
         raw: the ``refine`` mapping from params.yaml (None or {} gives the defaults).
         class_names: the dataset's class names, index order.
         extra_columns: metadata columns of the manifest that rules may read.
+        task: ``multiclass`` or ``multilabel``; decides which rule keys exist.
 
     Raises:
         ConfigError: naming the key path of the first problem.
     """
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {list(TASKS)}, got {task!r}")
     names = _class_names(class_names)
     extra = _extra_columns(extra_columns)
     if raw is None:
@@ -142,11 +158,12 @@ def parse_refine_config(
         raw.get("min_rule_precision"), "refine.min_rule_precision", low=0.0, high=1.0
     )
 
-    schema = Schema(class_names=names, extra_columns=extra)
+    multilabel = task == "multilabel"
+    schema = Schema(class_names=names, extra_columns=extra, multilabel=multilabel)
     group_by = raw.get("group_by")
     if group_by is not None:
         group_by = _group_by(group_by, schema)
-        schema = Schema(class_names=names, extra_columns=extra, group_by=group_by)
+        schema = Schema(class_names=names, extra_columns=extra, group_by=group_by, multilabel=multilabel)
     rules = parse_rules(raw.get("rules", []), schema)
     return RefineConfig(
         class_names=names,
@@ -163,6 +180,7 @@ def parse_refine_config(
         rules=rules,
         min_rule_precision=min_rule_precision,
         ood=parse_ood_config(raw.get("ood")),
+        task=task,
     )
 
 
@@ -187,7 +205,8 @@ def _extra_columns(extra_columns: Sequence[str]) -> tuple[str, ...]:
     if bad:
         raise ConfigError(f"extra_columns: column names must be strings, got {bad[0]!r}")
     # The manifest may carry ground truth; rules never see it (see conditions.TRUTH_COLUMN).
-    return tuple(dict.fromkeys(c for c in extra if c != TRUTH_COLUMN and c not in UNREADABLE_COLUMNS))
+    hidden = (TRUTH_COLUMN, TRUTH_LABELS_COLUMN, *UNREADABLE_COLUMNS)
+    return tuple(dict.fromkeys(c for c in extra if c not in hidden))
 
 
 def _class_thresholds(raw: Any, names: tuple[str, ...]) -> tuple[tuple[int, float], ...]:
@@ -220,8 +239,8 @@ def _balance(raw: Any) -> BalanceConfig:
 def _group_by(value: Any, schema: Schema) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"refine.group_by: expected a column name or null, got {value!r}")
-    if value == TRUTH_COLUMN:
-        raise ConfigError(f"refine.group_by: {TRUTH_COLUMN!r} is ground truth and may never be read by rules")
+    if value in (TRUTH_COLUMN, TRUTH_LABELS_COLUMN):
+        raise ConfigError(f"refine.group_by: {value!r} is ground truth and may never be read by rules")
     if value not in schema.known_columns:
         raise ConfigError(f"refine.group_by: unknown column {value!r}; known: {list(schema.known_columns)}")
     return value

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selftrain.errors import DataError
+from selftrain.errors import ConfigError, DataError
 from selftrain.refine.builtin_rules import apply_agreement, apply_balance, apply_limit, apply_threshold
 from selftrain.refine.conditions import TRUTH_COLUMN, RowView, evaluate, uses_groups
 from selftrain.refine.config import RefineConfig, Rule
@@ -88,6 +88,11 @@ def refine(
         ConfigError: the context's class names are not the config's.
     """
     check_context(config, context)
+    if config.multilabel:
+        raise ConfigError(
+            "refine: the config was parsed for task multilabel; a multi-label round's label sets "
+            "are refined by selftrain.refine.label_rules.refine_label_sets"
+        )
     if not isinstance(pseudo_labels, pd.DataFrame):
         raise DataError(f"pseudo_labels: expected a pandas DataFrame, got {type(pseudo_labels).__name__}")
     # Firewall: nothing below this line but the report's accounting sees ground truth.

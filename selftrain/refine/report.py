@@ -304,12 +304,12 @@ def format_report(report: dict[str, Any]) -> str:
             str(entry["copies_added"]),
         ]
         if has_truth:
-            row.append(_fraction(entry["precision"]["overall"]) if "precision" in entry else "-")
+            row.append(fraction_text(entry["precision"]["overall"]) if "precision" in entry else "-")
         if has_val:
             judged = entry.get("val_precision")
-            row.append(_fraction(judged["overall"]) if judged else "-")
+            row.append(fraction_text(judged["overall"]) if judged else "-")
         rows.append(row)
-    lines += _table(header, rows, numeric={2, 3, 4, 5, 7})
+    lines += text_table(header, rows, numeric={2, 3, 4, 5, 7})
     if has_val and report["val"]["skipped"]:
         lines.append(
             f"skipped (val precision below refine.min_rule_precision {report['val']['min_rule_precision']}): "
@@ -322,29 +322,32 @@ def format_report(report: dict[str, Any]) -> str:
         for name in classes["before"]
     ]
     lines.append("")
-    lines += _table(["class", "before", "after", "after x copies"], class_rows, numeric={1, 2, 3})
+    lines += text_table(["class", "before", "after", "after x copies"], class_rows, numeric={1, 2, 3})
     if has_truth:
         acc = report["accuracy"]
         lines.append("")
         lines.append(
             f"pseudo-label accuracy ({acc['rows_with_truth']} rows with truth): "
-            f"{_percent(acc['before'])} before -> {_percent(acc['after'])} after "
-            f"({_percent(acc['after_copies'])} counting copies)"
+            f"{percent_text(acc['before'])} before -> {percent_text(acc['after'])} after "
+            f"({percent_text(acc['after_copies'])} counting copies)"
         )
     return "\n".join(lines)
 
 
-def _fraction(judged: dict[str, Any]) -> str:
+def fraction_text(judged: dict[str, Any]) -> str:
+    """``{right, judged, precision}`` as ``0.67 (2/3)``, or ``-`` when nothing was judged."""
     if not judged["judged"]:
         return "-"
     return f"{judged['precision']:.2f} ({judged['right']}/{judged['judged']})"
 
 
-def _percent(value: float | None) -> str:
+def percent_text(value: float | None) -> str:
+    """A ratio as a percentage, ``n/a`` when there is none."""
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+def text_table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    """Aligned plain-text lines: header, rule, rows; columns in `numeric` right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(cells: list[str]) -> str:

@@ -3,6 +3,11 @@
 A rule is ``{name, when, <actions>, description?}`` or ``{name, plugin, description?}``;
 see `selftrain.refine.config` for the whole section. Every problem raises one
 `ConfigError` whose message starts with ``refine.rules[i] (name '...')``.
+
+The run's task (`Schema.multilabel`) decides which actions exist: ``relabel`` and
+``threshold`` act on a row's one class (multiclass); ``add_label`` and ``remove_label``
+on an image's label set (multi-label); ``drop``, ``weight`` and ``keep`` on both.
+Plug-ins see the multiclass table only.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from selftrain.refine.values import check_number, check_unit
 # reserved so every row's `rules` list and the report stay unambiguous.
 # "corrections" is the people's rule (`corrections`), run before every other.
 BUILTIN_NAMES = ("corrections", "ood", "threshold", "margin", "entropy", "agreement", "balance")
-ACTIONS = ("drop", "relabel", "weight", "keep", "threshold")
+ACTIONS = ("drop", "relabel", "weight", "keep", "threshold", "add_label", "remove_label")
+MULTICLASS_ACTIONS = ("relabel", "threshold")
+LABEL_SET_ACTIONS = ("add_label", "remove_label")
 RULE_KEYS = ("name", "description", "when", "plugin")
 
 Plugin = Callable[..., Any]
@@ -39,6 +46,9 @@ class Rule:
     keep: bool = False
     # ((class index or None for any class, threshold), ...); empty: no override.
     threshold: tuple[tuple[int | None, float], ...] = ()
+    # Multi-label: the class index added to / removed from the image's label set.
+    add_label: int | None = None
+    remove_label: int | None = None
     plugin: str | None = None
     description: str = ""
     plugin_fn: Plugin | None = field(default=None, compare=False, repr=False)
@@ -93,6 +103,10 @@ def _rule(raw: Any, index: int, schema: Schema) -> Rule:
         raise ConfigError(f"{where}.description: expected a string, got {description!r}")
 
     if "plugin" in raw:
+        if schema.multilabel:
+            raise ConfigError(
+                f"{where}.plugin: plug-in rules see the multiclass table; not available in a multilabel run"
+            )
         others = sorted(str(k) for k in raw if k not in ("name", "description", "plugin"))
         if others:
             raise ConfigError(
@@ -111,6 +125,7 @@ def _rule(raw: Any, index: int, schema: Schema) -> Rule:
     actions = [a for a in ACTIONS if a in raw]
     if not actions:
         raise ConfigError(f"{where}: no action; give one of {list(ACTIONS)} (with when:) or plugin:")
+    _check_task(actions, schema.multilabel, where)
     if "when" not in raw:
         raise ConfigError(f"{where}.when: required key is missing (the condition selecting rows)")
     when = parse_condition(raw["when"], schema, f"{where}.when")
@@ -132,7 +147,28 @@ def _rule(raw: Any, index: int, schema: Schema) -> Rule:
         values["weight"] = weight
     if "threshold" in raw:
         values["threshold"] = _rule_threshold(raw["threshold"], schema, f"{where}.threshold")
+    for action in LABEL_SET_ACTIONS:
+        if action in raw:
+            values[action] = resolve_class(raw[action], schema.class_names, f"{where}.{action}")
+    if "add_label" in values and values.get("add_label") == values.get("remove_label"):
+        same = schema.class_names[values["add_label"]]
+        raise ConfigError(f"{where}.remove_label: the rule adds and removes the same label {same!r}")
     return Rule(name=name, index=index, when=when, description=description, **values)
+
+
+def _check_task(actions: list[str], multilabel: bool, where: str) -> None:
+    """Each action exists in the run's task: label-set actions in multilabel, relabel/threshold in multiclass."""
+    for action in actions:
+        if not multilabel and action in LABEL_SET_ACTIONS:
+            raise ConfigError(
+                f"{where}.{action}: a label-set action needs task multilabel (each image's `labels` set); "
+                "this run is multiclass"
+            )
+        if multilabel and action in MULTICLASS_ACTIONS:
+            raise ConfigError(
+                f"{where}.{action}: acts on one class per row (multiclass); in a multilabel run "
+                "use add_label / remove_label"
+            )
 
 
 def _rule_threshold(raw: Any, schema: Schema, where: str) -> tuple[tuple[int | None, float], ...]:
