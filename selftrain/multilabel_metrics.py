@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from selftrain.label_sets import predicted_sets
+from selftrain.multilabel_predictions import predicted_sets
 
 
 def multilabel_metrics(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selftrain.errors import ConfigError
-from selftrain.label_sets import class_thresholds, label_set_columns, predicted_sets
+from selftrain.multilabel_predictions import class_thresholds, label_set_columns, predicted_sets
 
 NAMES = ("bed", "dresser", "island")
 
