@@ -8,7 +8,7 @@ Computed from a probability matrix (N, C) and a 0/1 target matrix (N, C):
   (positives), ``predicted`` (rows predicting it) and ``threshold``.
 - ``micro_f1`` (F1 of all (row, class) decisions pooled), ``macro_f1`` (mean of the
   per-class F1s) and ``exact_match`` (rows whose predicted set equals the true set),
-  at the per-class thresholds (`selftrain.label_sets`).
+  at the per-class thresholds (`selftrain.multilabel_predictions`).
 
 F1 is 2TP / (2TP + FP + FN); a class neither present nor predicted has nothing to get
 wrong and counts 1.0 (scikit-learn's ``zero_division=1.0``), so a val split that lacks

@@ -1,4 +1,4 @@
-"""Multi-label label sets (selftrain.label_sets): thresholds and pseudo-label columns on hand-made arrays."""
+"""Multi-label label sets (selftrain.multilabel_predictions): thresholds and pseudo-label columns on hand-made arrays."""
 
 from __future__ import annotations
 
