@@ -230,7 +230,7 @@ def fit(
         torch.set_rng_state(rng_state)
     for epoch in range(len(history) + 1, options.epochs + 1):
         train_net.train()
-        sums = {"loss": 0.0, "correct": 0, "seen": 0, "unlabeled_loss": 0.0, "mask": 0.0, "steps": 0}
+        sums = {"loss": 0.0, "correct": 0, "seen": 0, "unlabeled_loss": 0.0, "mask": 0.0, "steps": 0, "views": 0}
         for step_in_epoch, driver_batch in enumerate(itertools.islice(driver, steps_per_epoch)):
             (images, idx), unlabeled_batch_ = next_batches(driver_batch)
             idx = idx.to(torch_dev)
@@ -271,11 +271,15 @@ def fit(
                 sums["unlabeled_loss"] += aux_loss.item()
                 sums["mask"] += mask_rate
                 sums["steps"] += 1
-        loss_sum, correct, seen, aux_sum, mask_sum, aux_steps = sum_over_ranks(
-            [sums["loss"], sums["correct"], sums["seen"], sums["unlabeled_loss"], sums["mask"], sums["steps"]], world
+                sums["views"] += _unlabeled_views(aux, unlabeled_batch_)
+        loss_sum, correct, seen, aux_sum, mask_sum, aux_steps, views = sum_over_ranks(
+            [sums[key] for key in ("loss", "correct", "seen", "unlabeled_loss", "mask", "steps", "views")], world
         )
         record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen, "images": int(seen)}
         if aux_steps:
+            # The unlabeled images the epoch pushed through the network (consistency: both
+            # views), so that images/s measures the work done, not the labeled rows alone.
+            record["unlabeled_images"] = int(views)
             record["unlabeled_loss"] = aux_sum / aux_steps
             if aux.kind == "consistency":
                 # Share of unlabeled rows whose weak view was confident enough to train on.
@@ -316,6 +320,14 @@ def _forward(
         logits, rotation_logits = net(images, rotated)
         return logits, F.cross_entropy(rotation_logits, turns), 0.0
     return net(images), None, 0.0
+
+
+def _unlabeled_views(aux: UnlabeledLoss, unlabeled_batch) -> int:
+    """Unlabeled images one step forwards: the weak and strong view of each row
+    (consistency), or each row once (rotation)."""
+    if aux.kind == "consistency":
+        return 2 * unlabeled_batch[0].shape[0]
+    return unlabeled_batch[0].shape[0]
 
 
 def _forever(loader: ImageLoader) -> Iterator[tuple[torch.Tensor, ...]]:

@@ -79,9 +79,10 @@ class EpochProgress:
         now = self._clock()
         self._trained += 1
         seconds_per_epoch = (now - self._started) / self._trained
-        # `fit` counts the labeled and pseudo-labelled images of the epoch (over all ranks);
-        # the estimate from the training-set size is for records without that count.
-        images = record.get("images", self._images_per_epoch)
+        # `fit` counts the labeled and pseudo-labelled images of the epoch and the unlabeled
+        # images its unlabeled loss read (over all ranks); the estimate from the
+        # training-set size is for records without that count.
+        images = record.get("images", self._images_per_epoch) + record.get("unlabeled_images", 0)
         images_per_second = images / max(now - self._last, 1e-9)
         self._last = now
         eta = seconds_per_epoch * (self.epochs - record["epoch"])

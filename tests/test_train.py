@@ -261,6 +261,9 @@ def test_fit_with_an_unlabeled_loss_records_it(tiny_images, kind):
     history = fit(model, labeled, None, opts, "cpu", "t", unlabeled=paths[8:])
     # An epoch is a pass over the 16 unlabeled images in batches of 8.
     assert [r["images"] for r in history] == [16, 16]
+    # Every unlabeled image once per epoch: both of its views under consistency.
+    views = 2 if kind == "consistency" else 1
+    assert [r["unlabeled_images"] for r in history] == [16 * views, 16 * views]
     assert all(r["unlabeled_loss"] > 0 for r in history)
     if kind == "consistency":
         # Threshold 0: every weak view is confident enough.

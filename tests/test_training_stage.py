@@ -45,6 +45,14 @@ def test_one_line_and_one_curve_step_per_epoch_while_training_runs(tmp_path, cap
     assert tsv_rows(live, "accuracy") == [["0", "0.25"], ["1", "0.5"]]
 
 
+def test_images_per_second_counts_the_unlabeled_views(tmp_path, capsys):
+    progress = EpochProgress("train_teacher", 2, str(tmp_path / "dvclive"), is_main=True, clock=FakeClock(0, 0, 10))
+    progress.start(images_per_epoch=20)
+    # 20 labeled images and 180 unlabeled views in 10 s: the work done, not the labeled rows.
+    progress({**record(1), "images": 20, "unlabeled_images": 180})
+    assert capsys.readouterr().out.endswith("20 images/s  ETA 0:00:10\n")
+
+
 def test_resumed_run_averages_its_own_epochs_and_keeps_every_epoch_in_the_curves(tmp_path, capsys):
     live = tmp_path / "dvclive"
     progress = EpochProgress("train_student@1", 4, str(live), is_main=True, clock=FakeClock(0, 0, 30, 60))
