@@ -36,6 +36,7 @@ import pandas as pd
 from PIL import Image
 
 from benchmarks.accuracy import build_params, load_records, mean_std, predict_pool, save_record
+from benchmarks.loop_flags import add_loop_flags
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
 from selftrain.evaluate import evaluate_model
@@ -46,7 +47,6 @@ from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.trainers import train_student, train_teacher
 
-ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("photo", "inverted", "noise", "blank")
 VARIANTS = ("clean", "contaminated", "filtered")
 
@@ -170,21 +170,11 @@ def markdown_table(records: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (split, init, OOD images)")
-    p.add_argument("--generations", type=int, default=2, help="student generations 1..N from params.yaml")
-    p.add_argument("--fraction", type=float, default=0.05, help="labeled share of the non-test digits")
+    add_loop_flags(p, "split, init, OOD images", fraction=0.05)
     p.add_argument("--share", type=float, default=0.2, help="share of the contaminated pool that is OOD")
     p.add_argument("--score", default="mahalanobis", help="infer.ood_score of the filtered runs")
     p.add_argument("--quantile", type=float, default=0.95, help="refine.ood.quantile of the filtered runs")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="runs per seed")
-    p.add_argument("-S", dest="overrides", action="append", default=[], help="KEY=VALUE params override for every run")
-    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
-    p.add_argument(
-        "--out",
-        required=True,
-        help="JSON file the records are appended to (move it under benchmarks/results/ once BENCHMARKS.md's "
-        "table is built from it)",
-    )
     args = p.parse_args(argv)
     raw = read_raw_params(args.params)
     filtered = (f"infer.ood_score={args.score}", "refine.ood.enabled=true", f"refine.ood.quantile={args.quantile}")

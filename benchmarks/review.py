@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.accuracy import best_by_val, build_params, load_records, mean_std, predict_pool, save_record
+from benchmarks.loop_flags import add_loop_flags
 from selftrain.atomic import write_text
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, prepare_digits
@@ -56,11 +57,11 @@ from selftrain.review.queue import rank_queue
 from selftrain.trainers import train_student, train_teacher
 from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, read_truth, with_truth
 
-ROOT = Path(__file__).resolve().parent.parent
 NONE = "none"
 RANDOM = "random"
 ARMS = (NONE, *STRATEGIES, RANDOM)
-TINY = ("data.subset=300", "teacher.epochs=2", "student.epochs=1")
+# 800 items: 2% of them still label every class once (300 would leave 5 labels for 10 classes).
+TINY = ("data.subset=800", "teacher.epochs=2", "student.epochs=1")
 
 
 def empty_queue() -> pd.DataFrame:
@@ -203,20 +204,10 @@ def markdown_table(records: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (split, init, random picks)")
-    p.add_argument("--generations", type=int, default=2, help="student generations 1..N from params.yaml")
+    add_loop_flags(p, "split, init, random picks", fraction=0.02)
     p.add_argument("--per-round", type=int, default=20, help="items the reviewer answers per round (N)")
-    p.add_argument("--fraction", type=float, default=0.02, help="labeled share of the non-test digits")
     p.add_argument("--strategies", nargs="+", default=list(ARMS), choices=ARMS, help="arms per seed (none = no review)")
-    p.add_argument("-S", dest="overrides", action="append", default=[], help="KEY=VALUE params override for every run")
     p.add_argument("--tiny", action="store_true", help=f"a quick check: adds the overrides {' '.join(TINY)}")
-    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
-    p.add_argument(
-        "--out",
-        required=True,
-        help="JSON file the records are appended to (move it under benchmarks/results/ once BENCHMARKS.md's "
-        "table is built from it)",
-    )
     args = p.parse_args(argv)
     if args.per_round < 1:
         p.error(f"--per-round: must be at least 1, got {args.per_round}")
