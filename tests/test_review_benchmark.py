@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.review import answer, pick_queue, random_queue
+from benchmarks.review import answer, markdown_table, pick_queue, random_queue
 from refine_fixtures import BED, DRESSER, ISLAND, LAMP, NAMES, make_table
 from selftrain.refine.corrections import read_corrections
 from selftrain.review.apply import apply_queue
@@ -86,3 +86,26 @@ def test_no_review_and_flips_in_round_one_queue_nothing():
     assert len(flipped) == 3
     answered, changed = answer(pick_queue("none", table, NAMES, 3, None, frozenset(), rng), truth_of(table, [0] * 6), NAMES)
     assert answered.empty and changed == 0
+
+
+def record(arm: str, seed: int, vals: list[float], tests: list[float], changed: list[int]) -> dict:
+    generations = [
+        {"gen": k, "val_accuracy": v, "test_accuracy": t, "reviewed": 20 * bool(c), "changed": c}
+        for k, (v, t, c) in enumerate(zip(vals, tests, changed), start=1)
+    ]
+    return {"arm": arm, "seed": seed, "teacher": 0.5, "teacher_val": 0.1, "val_size": 1000, "generations": generations}
+
+
+def test_table_gives_the_best_generation_by_val_and_its_gain_over_no_review_on_the_same_seed():
+    records = [
+        record("none", 0, [0.6, 0.7], [0.60, 0.70], [0, 0]),
+        record("none", 1, [0.8, 0.7], [0.80, 0.90], [0, 0]),
+        # Seed 0: gen 1 wins on val (its test is lower than gen 2's); seed 1: gen 2.
+        record("uncertainty", 0, [0.9, 0.7], [0.74, 0.95], [15, 5]),
+        record("uncertainty", 1, [0.8, 0.9], [0.70, 0.86], [12, 0]),
+    ]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in markdown_table(records).splitlines()[2:]}
+    assert rows["none"][2:4] == ["75.00 ± 7.07", "-"]  # 0.70 (gen 2) and 0.80 (gen 1)
+    assert rows["uncertainty"][2] == "80.00 ± 8.49"  # 0.74 and 0.86
+    assert rows["uncertainty"][3] == "5.00 ± 1.41"  # 0.74 - 0.70 and 0.86 - 0.80
+    assert rows["uncertainty"][4:] == ["30.0", "16.0 |"]  # reviewed (40, 20), changed (20, 12): means per seed
