@@ -31,8 +31,8 @@ mean ± std over seeds, and the paired transfer - scratch difference. Records go
 (one per seed and arm, replaced on a rerun); `--table-only` re-renders them.
 
     OMP_NUM_THREADS=1 nice -n 15 python -m benchmarks.transfer --seeds 0 1 2 --generations 2 --out benchmarks/results/transfer.json
-    # a one-minute check of the script (tiny subset, 1 epoch):
-    python -m benchmarks.transfer --seeds 0 --generations 1 --subset 400 --fraction 0.05 --epochs 1 --out /tmp/transfer.json
+    # a two-minute check of the script (a subset, 6 epochs; fewer keeps no pseudo-labels):
+    python -m benchmarks.transfer --seeds 0 --generations 1 --subset 500 --fraction 0.1 --epochs 6 --out /tmp/transfer.json
 """
 
 from __future__ import annotations
