@@ -179,57 +179,65 @@ def calibration_summary(metrics: dict) -> dict:
     return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
 
 
+def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
+    """Teacher and generations 1..N on a prepared `dataset` (`work` holds the pseudo-label
+    tables); test and val accuracy of each."""
+    refine_config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
+    started = time.perf_counter()
+    model, header, _ = train_teacher(dataset, params)
+    metrics, _ = evaluate_model(model, header, dataset, params)
+    record = {
+        "labeled_rows": int((dataset.manifest["split"] == "labeled").sum()),
+        "teacher": metrics["accuracy"],
+        "teacher_val": metrics.get("val", {}).get("accuracy"),
+        "val_size": metrics.get("val_size"),
+        "teacher_calibration": calibration_summary(metrics),
+        "generations": [],
+    }
+    log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
+    previous = None
+    # BENCHMARK ONLY: the canary truth goes to refine for its report's accuracy and is
+    # dropped from the refined table before the student sees it, as in the refine stage.
+    truth = read_truth(dataset.root / TRUTH_FILE)
+    for gen in range(1, params.num_generations + 1):
+        t0 = time.perf_counter()
+        pseudo_labels = predict_pool(model, header, dataset, params, work, gen)
+        result = refine(
+            with_truth(pseudo_labels, truth),
+            refine_config,
+            RefineContext(class_names=dataset.class_names, generation=gen, previous=previous),
+        )
+        previous = pseudo_labels
+        refined = result.table.drop(columns=[TRUTH_COLUMN], errors="ignore")
+        model, header, _ = train_student(dataset, refined, params, gen)
+        metrics, _ = evaluate_model(model, header, dataset, params)
+        accuracy = result.report.get("accuracy", {})
+        record["generations"].append(
+            {
+                "gen": gen,
+                "test_accuracy": metrics["accuracy"],
+                "val_accuracy": metrics.get("val", {}).get("accuracy"),
+                "kept": int(result.table["kept"].sum()),
+                "pseudo_accuracy_before": accuracy.get("before"),
+                "pseudo_accuracy_after": accuracy.get("after"),
+                "calibration": calibration_summary(metrics),
+            }
+        )
+        log(
+            f"  gen {gen}: test {metrics['accuracy']:.4f}, kept {record['generations'][-1]['kept']}"
+            f" at {accuracy.get('after', float('nan')):.4f} ({time.perf_counter() - t0:.0f} s)"
+        )
+    return record
+
+
 def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None = None) -> dict:
     """Teacher, generations 1..N, (optionally) the supervised-only baseline teacher and the
     ceiling; test accuracy of each."""
     with tempfile.TemporaryDirectory(prefix="selftrain-acc-") as tmp:
         work = Path(tmp)
         dataset = prepare_digits(work / "prepared", params.data, params.seed)
-        refine_config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
         started = time.perf_counter()
-        model, header, _ = train_teacher(dataset, params)
-        metrics, _ = evaluate_model(model, header, dataset, params)
-        record = {
-            "labeled_rows": int((dataset.manifest["split"] == "labeled").sum()),
-            "teacher": metrics["accuracy"],
-            "teacher_val": metrics.get("val", {}).get("accuracy"),
-            "val_size": metrics.get("val_size"),
-            "teacher_calibration": calibration_summary(metrics),
-            "generations": [],
-        }
-        log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
-        previous = None
-        # BENCHMARK ONLY: the canary truth goes to refine for its report's accuracy and is
-        # dropped from the refined table before the student sees it, as in the refine stage.
-        truth = read_truth(dataset.root / TRUTH_FILE)
-        for gen in range(1, params.num_generations + 1):
-            t0 = time.perf_counter()
-            pseudo_labels = predict_pool(model, header, dataset, params, work, gen)
-            result = refine(
-                with_truth(pseudo_labels, truth),
-                refine_config,
-                RefineContext(class_names=dataset.class_names, generation=gen, previous=previous),
-            )
-            previous = pseudo_labels
-            refined = result.table.drop(columns=[TRUTH_COLUMN], errors="ignore")
-            model, header, _ = train_student(dataset, refined, params, gen)
-            metrics, _ = evaluate_model(model, header, dataset, params)
-            accuracy = result.report.get("accuracy", {})
-            record["generations"].append(
-                {
-                    "gen": gen,
-                    "test_accuracy": metrics["accuracy"],
-                    "val_accuracy": metrics.get("val", {}).get("accuracy"),
-                    "kept": int(result.table["kept"].sum()),
-                    "pseudo_accuracy_before": accuracy.get("before"),
-                    "pseudo_accuracy_after": accuracy.get("after"),
-                    "calibration": calibration_summary(metrics),
-                }
-            )
-            log(
-                f"  gen {gen}: test {metrics['accuracy']:.4f}, kept {record['generations'][-1]['kept']}"
-                f" at {accuracy.get('after', float('nan')):.4f} ({time.perf_counter() - t0:.0f} s)"
-            )
+        record = self_train(dataset, params, work, log)
         if supervised is not None:
             t0 = time.perf_counter()
             record["supervised"] = train_supervised_baseline(dataset, supervised)
