@@ -36,7 +36,7 @@ from selftrain.data import Dataset, input_size, prepare_digits
 from selftrain.evaluate import evaluate_model
 from selftrain.gate import best_index, tie_tolerance
 from selftrain.infer import infer_pool
-from selftrain.models import create_model, header_for
+from selftrain.models import create_model, header_for, save_model
 from selftrain.ood import OodScorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.train import FitOptions, TrainSet, fit
@@ -130,6 +130,16 @@ def predict_pool(
     return pd.read_parquet(out_dir)
 
 
+def next_student(dataset: Dataset, refined: pd.DataFrame, params: Params, gen: int, teacher, teacher_header, work: Path):
+    """train_student@gen after `teacher`; with student.init 'teacher' the teacher is saved
+    under `work` first and read back from there, as the train_student stage reads it."""
+    teacher_dir = None
+    if params.student.init == "teacher":
+        teacher_dir = work / f"model{gen - 1}"
+        save_model(teacher, teacher_header, teacher_dir)
+    return train_student(dataset, refined, params, gen, teacher_dir=teacher_dir)
+
+
 def ceiling_train_set(dataset: Dataset) -> TrainSet:
     """BENCHMARK ONLY: labeled + unlabeled rows with their TRUE labels.
 
@@ -209,7 +219,7 @@ def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
         )
         previous = pseudo_labels
         refined = result.table.drop(columns=[TRUTH_COLUMN], errors="ignore")
-        model, header, _ = train_student(dataset, refined, params, gen)
+        model, header, _ = next_student(dataset, refined, params, gen, model, header, work)
         metrics, _ = evaluate_model(model, header, dataset, params)
         accuracy = result.report.get("accuracy", {})
         record["generations"].append(

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.accuracy import build_params, load_records, mean_std, predict_pool, save_record
+from benchmarks.accuracy import build_params, load_records, mean_std, next_student, predict_pool, save_record
 from benchmarks.loop_flags import add_loop_flags
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits
@@ -45,7 +45,7 @@ from selftrain.infer import val_prediction_table
 from selftrain.prediction import fit_ood_scorer
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.refine.ood_config import resolve_threshold
-from selftrain.trainers import train_student, train_teacher
+from selftrain.trainers import train_teacher
 
 KINDS = ("photo", "inverted", "noise", "blank")
 VARIANTS = ("clean", "contaminated", "filtered")
@@ -129,7 +129,7 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
             result = refine(pseudo_labels, round_config, RefineContext(dataset.class_names, gen, previous))
             previous = pseudo_labels
             kept_ids = set(result.table.loc[result.table["kept"], "item_id"])
-            model, header, _ = train_student(dataset, result.table, params, gen)
+            model, header, _ = next_student(dataset, result.table, params, gen, model, header, work)
             metrics, _ = evaluate_model(model, header, dataset, params)
             entry = {
                 "gen": gen,

@@ -43,7 +43,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.accuracy import best_by_val, build_params, load_records, mean_std, predict_pool, save_record
+from benchmarks.accuracy import (
+    best_by_val,
+    build_params,
+    load_records,
+    mean_std,
+    next_student,
+    predict_pool,
+    save_record,
+)
 from benchmarks.loop_flags import add_loop_flags
 from selftrain.atomic import write_text
 from selftrain.config import Params, read_raw_params
@@ -54,7 +62,7 @@ from selftrain.refine.corrections import read_corrections
 from selftrain.review.apply import apply_queue
 from selftrain.review.names import QUEUE_COLUMNS, STRATEGIES
 from selftrain.review.queue import rank_queue
-from selftrain.trainers import train_student, train_teacher
+from selftrain.trainers import train_teacher
 from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, read_truth, with_truth
 
 NONE = "none"
@@ -145,7 +153,7 @@ def run_arm(
         result = refine(with_truth(pseudo_labels, truth), config, context, people)
         previous = pseudo_labels
         refined = result.table.drop(columns=[TRUTH_COLUMN], errors="ignore")
-        model, header, _ = train_student(dataset, refined, params, gen)
+        model, header, _ = next_student(dataset, refined, params, gen, model, header, work)
         metrics, _ = evaluate_model(model, header, dataset, params)
         entries.append(
             {
