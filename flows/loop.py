@@ -21,7 +21,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import publish_round
-from flows.plan import last_generation
+from flows.plan import check_plan
 from flows.sharding import run_shards
 from flows.stage_output import (
     StageFailed,
@@ -215,7 +215,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
     logger = get_run_logger()
     params = load_params(Path(project_dir) / "params.yaml")
     paths = ProjectPaths(Path(project_dir))
-    last = last_generation(params, generations)
+    last = check_plan(project_dir, params, generations)
     stage = run_stage.with_options(
         retries=params.loop.retries, retry_delay_seconds=params.loop.retry_delay_seconds
     )

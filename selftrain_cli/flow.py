@@ -37,11 +37,12 @@ def add_commands(commands, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _validated_params(project_dir: str, generations: int | None = None) -> None:
-    """Raise ConfigError for a bad params.yaml or --generations, without importing Prefect."""
-    from flows.plan import last_generation
+    """Raise ConfigError for a bad params.yaml, --generations or dvc.yaml's per-generation
+    deps, without importing Prefect."""
+    from flows.plan import check_plan
     from selftrain.config import load_params
 
-    last_generation(load_params(Path(project_dir) / "params.yaml"), generations)
+    check_plan(project_dir, load_params(Path(project_dir) / "params.yaml"), generations)
 
 
 # Prefect's temporary server gets 20 s to start by default; on a busy 2-core machine it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from selftrain.generation_deps import GENERATION_DEPS, PER_GENERATION, generation_deps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a project copy needs to run the pipeline (no data, no models: those are made).
@@ -49,28 +50,6 @@ def tiny_params(base: dict | None = None) -> dict:
     # Tiny models are noisy on a tiny val split: never gate here (gate tests set their own).
     params["loop"].update(min_gain=-1.0, patience=1, retries=0, retry_delay_seconds=0)
     return params
-
-
-# Files of each generation g (round r = g >= 1) that select_best and report depend on;
-# dvc.yaml spells them out for the shipped generations.
-GENERATION_DEPS = {
-    "select_best": ("metrics/gen{g}.json",),
-    "report": (
-        "data/gen{r}/pseudo_labels",
-        "data/gen{r}/refined.parquet",
-        "data/gen{r}/rules_report.json",
-        "metrics/gen{g}.json",
-    ),
-}
-PER_GENERATION = re.compile(r"^(data|metrics)/gen\d+")
-
-
-def generation_deps(stage: str, generations: list[int]) -> list[str]:
-    """The per-generation deps of `stage` for `generations` (0 = teacher), rounds first."""
-    templates = GENERATION_DEPS[stage]
-    rounds = [t.format(r=r) for r in generations if r >= 1 for t in templates if "{r}" in t]
-    gens = [t.format(g=g) for g in generations for t in templates if "{g}" in t]
-    return rounds + gens
 
 
 def pipeline_for(params: dict) -> dict:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO_ROOT, make_project, tiny_params, write_params
 from selftrain_cli.main import build_parser, main
@@ -39,6 +40,20 @@ def test_generations_beyond_params_fail_before_prefect_is_imported(tmp_path):
     proc = _run_in_fresh_interpreter("--project-dir", str(tmp_path), "run", "--generations", "5")
     assert proc.stdout.split() == ["1", "False"], proc.stderr
     assert "generations=5: params.yaml defines generations 1..2" in proc.stderr
+
+
+def test_dvc_yaml_listing_other_generations_fails_before_prefect_is_imported(tmp_path):
+    # params.yaml cut to 1 generation, dvc.yaml still listing the shipped ones: DVC itself
+    # fails only at select_best, after every generation has trained.
+    params = tiny_params()
+    params["generations"] = {"1": params["generations"]["1"]}
+    params["evaluate_generations"] = [0, 1]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "dvc.yaml").write_text((REPO_ROOT / "dvc.yaml").read_text())
+    proc = _run_in_fresh_interpreter("--project-dir", str(tmp_path), "run")
+    assert proc.stdout.split() == ["1", "False"], proc.stderr
+    assert f"{tmp_path / 'dvc.yaml'}: stage select_best's deps also lists metrics/gen2.json" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,9 @@ import re
 import pytest
 import yaml
 
-from conftest import (
-    GENERATION_DEPS,
-    PER_GENERATION,
-    REPO_ROOT,
-    dvc,
-    generation_deps,
-    pipeline_for,
-    tiny_params,
-    write_params,
-)
+from conftest import REPO_ROOT, dvc, pipeline_for, tiny_params, write_params
 from flows.loop import REPORT_STAGE, SELECT_BEST_STAGE, stage_order
+from selftrain.generation_deps import GENERATION_DEPS, PER_GENERATION, generation_deps
 from selftrain.config import load_params
 from selftrain.paths import ProjectPaths
 
