@@ -58,7 +58,8 @@ def check_generation_deps(dvc_yaml: str | Path, generations: list[int]) -> None:
         raise ConfigError(
             f"{path}: stage {stage}'s deps {' and '.join(p for p in parts if p)}, but params.yaml's "
             f"evaluate_generations is {generations}; edit the per-generation deps of select_best and "
-            "report in dvc.yaml to the generations in params.yaml (README: "a different number of generations edits those lists too")"
+            "report in dvc.yaml to the generations in params.yaml (README: 'a different number of "
+            "generations edits those lists too')"
         )
 
 

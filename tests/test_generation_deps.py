@@ -35,7 +35,10 @@ def test_report_lists_each_round_and_each_generation():
 @pytest.mark.parametrize(
     "listed, message",
     [
-        ([0, 1, 2, 3], "stage select_best's deps also lists metrics/gen3.json, but params.yaml's evaluate_generations is [0, 1, 2]"),
+        (
+            [0, 1, 2, 3],
+            "stage select_best's deps also lists metrics/gen3.json, but params.yaml's evaluate_generations is [0, 1, 2]",
+        ),
         ([0, 1], "stage select_best's deps lacks metrics/gen2.json, but"),
     ],
 )
