@@ -46,27 +46,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
 
 from benchmarks.accuracy import ROOT, best_by_val, build_params, load_records, mean_std, save_record, self_train
-from selftrain.atomic import atomic_dir, write_json, write_parquet
 from selftrain.config import DataConfig, Params, read_raw_params
-from selftrain.data import (
-    CLASSES_FILE,
-    DIGITS_IMAGE_SIZE,
-    Dataset,
-    assign_splits,
-    digits_images,
-    load_dataset,
-    stratified_subset,
-    write_image_size,
-)
+from selftrain.data import Dataset, assign_splits, digits_images, stratified_subset, write_digits_dataset
 from selftrain.evaluate import evaluate_model
 from selftrain.models import save_model
 from selftrain.params_training import WEIGHTS_DIR
 from selftrain.trainers import train_teacher
-from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, split_truth, write_truth
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "transfer.json"
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
@@ -108,29 +95,9 @@ def prepare_digit_classes(
     keep = stratified_subset(labels, config.subset, seed)
     index, labels = index[keep], labels[keep]
     splits = subset_splits(labels, config, seed, all_labeled)
-    item_ids = [f"digits-{i:05d}" for i in index]
-    paths = [f"images/{item_id}.png" for item_id in item_ids]
-    with atomic_dir(out_dir / "images") as tmp_images:
-        for i, rel in zip(index, paths):
-            Image.fromarray(images[i], mode="L").save(tmp_images / Path(rel).name)
-    is_unlabeled = splits == "unlabeled"
-    manifest = pd.DataFrame(
-        {
-            "item_id": item_ids,
-            "path": paths,
-            "split": splits.astype(str),
-            "label": pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64"),
-            TRUTH_COLUMN: pd.array(np.where(is_unlabeled, labels, -1), dtype="Int64"),
-        }
+    return write_digits_dataset(
+        out_dir, images[index], labels, index, splits, [str(d) for d in digits], config.image_size
     )
-    manifest.loc[is_unlabeled, "label"] = pd.NA
-    manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
-    manifest, truth = split_truth(manifest)
-    write_json([str(d) for d in digits], out_dir / CLASSES_FILE)
-    write_image_size(out_dir, DIGITS_IMAGE_SIZE, chosen_by="auto (digits)")
-    write_truth(truth, out_dir / TRUTH_FILE)
-    write_parquet(manifest, out_dir / "manifest.parquet")
-    return load_dataset(out_dir / "manifest.parquet")
 
 
 def run_params(

@@ -162,12 +162,28 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Dataset:
     """Write the digits as PNGs plus the manifest, the truth file and class names under `out_dir`."""
-    out_dir = Path(out_dir)
     images, labels, class_names = digits_images()
     keep = stratified_subset(labels, config.subset, seed)
-    images, labels = images[keep], labels[keep]
-    splits = assign_splits(labels, config, seed)
-    item_ids = [f"digits-{i:05d}" for i in keep]
+    splits = assign_splits(labels[keep], config, seed)
+    return write_digits_dataset(
+        out_dir, images[keep], labels[keep], keep, splits, list(class_names), config.image_size
+    )
+
+
+def write_digits_dataset(
+    out_dir: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    index: np.ndarray,
+    splits: np.ndarray,
+    class_names: list[str],
+    image_size: int | str,
+) -> Dataset:
+    """PNGs, manifest, truth file, class names and image size under `out_dir` for digits
+    `images` (item ids from `index`, each image's position in the whole digits set) with
+    their `labels` and `splits`; `image_size` as `data.image_size` ("auto" or a side)."""
+    out_dir = Path(out_dir)
+    item_ids = [f"digits-{i:05d}" for i in index]
     paths = [f"images/{item_id}.png" for item_id in item_ids]
 
     with atomic_dir(out_dir / "images") as tmp_images:
@@ -188,10 +204,10 @@ def prepare_digits(out_dir: str | Path, config: DataConfig, seed: int) -> Datase
     manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
     manifest, truth = split_truth(manifest)
     write_json(list(class_names), out_dir / CLASSES_FILE)
-    if config.image_size == "auto":
+    if image_size == "auto":
         write_image_size(out_dir, DIGITS_IMAGE_SIZE, chosen_by="auto (digits)")
     else:
-        write_image_size(out_dir, config.image_size, chosen_by="data.image_size")
+        write_image_size(out_dir, image_size, chosen_by="data.image_size")
     write_truth(truth, out_dir / TRUTH_FILE)
     write_parquet(manifest, out_dir / "manifest.parquet")
     return load_dataset(out_dir / "manifest.parquet")

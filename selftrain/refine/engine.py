@@ -54,7 +54,7 @@ from selftrain.refine.ood import apply_ood
 from selftrain.refine.output import refined_table, training_targets
 from selftrain.refine.plugins import apply_plugin
 from selftrain.refine.report import RuleStats, build_report
-from selftrain.refine.state import RowState
+from selftrain.refine.state import RowState, weight_and_keep
 
 
 @dataclass(frozen=True)
@@ -192,15 +192,7 @@ def _apply_rule(
                 state.thresholds[i] = new
                 changed[i] = True
                 stats.thresholds_set += 1
-    if rule.weight is not None and rule.weight != 1.0:
-        state.weight[matched] *= rule.weight
-        stats.weighted = int(matched.sum())
-        changed |= matched
-    if rule.keep:
-        newly = matched & ~state.exempt
-        state.exempt |= matched
-        stats.marked_keep = int(newly.sum())
-        changed |= newly
+    changed |= weight_and_keep(rule, state, matched, stats)
     state.note(changed, stats)
     return stats
 

@@ -45,6 +45,7 @@ from selftrain.refine.inputs import RefineContext, check_context, check_rule_typ
 from selftrain.refine.label_report import label_report
 from selftrain.refine.label_sets import LabelRuleStats, LabelSetState, label_lists, read_label_sets
 from selftrain.refine.rule_config import LABEL_SET_ACTIONS
+from selftrain.refine.state import weight_and_keep
 
 LABELS_COLUMN = "labels"
 RESULT_COLUMNS = ("weight", "kept", "rules", "dropped_by")
@@ -177,15 +178,7 @@ def _apply_rule(rule: Rule, inputs: pd.DataFrame, state: LabelSetState, scores: 
         moved |= state.move(matched, rule.add_label, add=True, stats=stats)
     stats.sets_changed = int(moved.sum())
     changed |= moved
-    if rule.weight is not None and rule.weight != 1.0:
-        state.weight[matched] *= rule.weight
-        stats.weighted = int(matched.sum())
-        changed |= matched
-    if rule.keep:
-        newly = matched & ~state.exempt
-        state.exempt |= matched
-        stats.marked_keep = int(newly.sum())
-        changed |= newly
+    changed |= weight_and_keep(rule, state, matched, stats)
     state.note(changed, stats)
     return stats
 

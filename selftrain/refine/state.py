@@ -66,3 +66,18 @@ class RowState:
         for i in rows.tolist():
             self.rules[i].append(stats.name)
 
+
+def weight_and_keep(rule, state, matched: np.ndarray, stats) -> np.ndarray:
+    """A rule's `weight` and `keep` actions on its matched rows, for either task's state
+    (both hold `weight` and `exempt`); returns the rows they changed."""
+    changed = np.zeros(len(matched), dtype=bool)
+    if rule.weight is not None and rule.weight != 1.0:
+        state.weight[matched] *= rule.weight
+        stats.weighted = int(matched.sum())
+        changed |= matched
+    if rule.keep:
+        newly = matched & ~state.exempt
+        state.exempt |= matched
+        stats.marked_keep = int(newly.sum())
+        changed |= newly
+    return changed
