@@ -397,6 +397,28 @@ def save_record(path: Path, record: dict, key: Callable[[dict], tuple] = _config
     tmp.replace(path)
 
 
+def add_record_flags(p: argparse.ArgumentParser, default_out: Path) -> None:
+    """--params, --out, --table-only and --merge: the record-keeping flags of the benchmarks
+    that write records in this module's format."""
+    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
+    p.add_argument("--out", default=str(default_out), help="JSON file the records are appended to")
+    p.add_argument("--table-only", action="store_true", help="print the table of --out and train nothing")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        help="with --table-only: first merge the records of these JSON files (e.g. one per seed stream) "
+        "into --out (later files win)",
+    )
+
+
+def merge_records(out: Path, paths: list[str], key: Callable[[dict], tuple] = _configuration) -> None:
+    """Save every record of `paths` into `out`, a record of the same `key` replaced."""
+    for path in paths:
+        for record in load_records(Path(path)):
+            save_record(out, record, key=key)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.02], help="labeled share of the non-test pool")
@@ -414,20 +436,10 @@ def main(argv=None) -> int:
         action="store_true",
         help="baseline rows also train the supervised-only teacher (the gap's starting point)",
     )
-    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file the records are appended to")
-    p.add_argument("--table-only", action="store_true", help="print the table of --out and train nothing")
-    p.add_argument(
-        "--merge",
-        nargs="+",
-        default=[],
-        help="with --table-only: first merge the records of these JSON files into --out (later files win)",
-    )
+    add_record_flags(p, DEFAULT_OUT)
     args = p.parse_args(argv)
     out = Path(args.out)
-    for path in args.merge:
-        for record in load_records(Path(path)):
-            save_record(out, record)
+    merge_records(out, args.merge)
     if args.table_only:
         print(markdown_table(load_records(out)))
         print()

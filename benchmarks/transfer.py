@@ -47,7 +47,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.accuracy import ROOT, best_by_val, build_params, load_records, mean_std, save_record, self_train
+from benchmarks.accuracy import (
+    ROOT,
+    add_record_flags,
+    best_by_val,
+    build_params,
+    load_records,
+    mean_std,
+    merge_records,
+    save_record,
+    self_train,
+)
 from selftrain.config import DataConfig, Params, read_raw_params
 from selftrain.data import Dataset, assign_splits, digits_images, stratified_subset, write_digits_dataset
 from selftrain.evaluate import evaluate_model
@@ -212,20 +222,10 @@ def main(argv=None) -> int:
     p.add_argument("--fraction", type=float, default=0.02, help="labeled share of the target's non-test pool")
     p.add_argument("--epochs", type=int, default=None, help="check mode: teacher, source and student epochs (default: params.yaml's)")
     p.add_argument("--subset", type=int, default=0, help="check mode: a stratified subset of N items per task (0: all)")
-    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params file the runs start from")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file the records are written to")
-    p.add_argument("--table-only", action="store_true", help="print the table of --out and train nothing")
-    p.add_argument(
-        "--merge",
-        nargs="+",
-        default=[],
-        help="with --table-only: first merge the records of these JSON files (one per seed stream) into --out",
-    )
+    add_record_flags(p, DEFAULT_OUT)
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
-    for path in args.merge:
-        for record in load_records(Path(path)):
-            save_record(out, record, key=record_key)
+    merge_records(out, args.merge, key=record_key)
     if not args.table_only:
         raw = read_raw_params(args.params)
         log = lambda msg: print(msg, flush=True)  # noqa: E731
