@@ -49,7 +49,9 @@ OodScore = Literal["max_prob", "energy", "mahalanobis", "cosine"]
 # auto: NCCL when training on GPUs, else gloo.
 Backend = Literal["auto", "gloo", "nccl"]
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
-Source = Literal["digits", "folders", "manifest"]
+Source = Literal["digits", "digits-mosaic", "folders", "manifest"]
+# multiclass: one softmax label per image; multilabel: a set of labels, one sigmoid per class.
+Task = Literal["multiclass", "multilabel"]
 # Training geometry of noised images: pad_crop (pad, crop back: a translation) or
 # random_resized_crop (a random area and aspect, resized); auto picks by architecture
 # (`selftrain.augment.resolve_geometry`).
@@ -68,11 +70,22 @@ TASK_RUNNER_CHOICES: tuple[str, ...] = typing.get_args(TaskRunner)
 OOD_SCORE_CHOICES: tuple[str, ...] = typing.get_args(OodScore)
 BACKEND_CHOICES: tuple[str, ...] = typing.get_args(Backend)
 SOURCE_CHOICES: tuple[str, ...] = typing.get_args(Source)
+TASK_CHOICES: tuple[str, ...] = typing.get_args(Task)
 GEOMETRY_CHOICES: tuple[str, ...] = typing.get_args(Geometry)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 SECTIONS = (
     "data", "augment", "teacher", "student", "train", "optim", "infer", "loop", "distributed", "calibration",
 )  # fmt: skip
+
+@dataclass(frozen=True, config=SECTION)
+class MosaicConfig:
+    """data.mosaic: the digits-mosaic source's 2x2 mosaics (`selftrain.sources.mosaic`)."""
+
+    count: StrictInt = Field(2000, ge=1, le=10**7)
+    # Share of the cells left blank (an all-blank mosaic has the empty label set).
+    blank_share: StrictFloat = Field(0.25, ge=0.0, le=1.0)
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1)
+
 
 @dataclass(frozen=True, config=SECTION)
 class DataConfig:
@@ -103,6 +116,8 @@ class DataConfig:
     # ImageNet's for every source (`selftrain.normalization`).
     mean: ChannelStats = "auto"
     std: ChannelStats = "auto"
+    # source 'digits-mosaic' (the embedded multilabel default): how the mosaics are built.
+    mosaic: MosaicConfig = Field(default_factory=MosaicConfig)
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -142,8 +157,8 @@ class DataConfig:
             raise invalid("only the digits source takes a subset; set it to 0", "subset")
         _check_channel_stats(self.mean, self.std)
         if self.classes is not None:
-            if self.source == "digits":
-                raise invalid("the digits source names its own classes; set it to null", "classes")
+            if self.source in ("digits", "digits-mosaic"):
+                raise invalid(f"the {self.source} source names its own classes; set it to null", "classes")
             _check_class_names(self.classes)
         return self
 
@@ -262,6 +277,9 @@ class Params:
     """All of params.yaml; sections left out of it take their defaults."""
 
     seed: StrictInt = 0
+    # multilabel: each image has a set of labels (`labels` column; sigmoid outputs, BCE,
+    # mAP); data.source must then be digits-mosaic or a manifest with a `labels` column.
+    task: Task = "multiclass"
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
@@ -327,6 +345,14 @@ class Params:
                     "remove weights or set student.init to scratch",
                     f"generations.{gen}.weights",
                 )
+        if self.data.source == "digits-mosaic" and self.task != "multilabel":
+            raise invalid("the digits-mosaic source gives label sets: set task to multilabel", "task")
+        if self.task == "multilabel" and self.data.source in ("digits", "folders"):
+            raise invalid(
+                f"data.source {self.data.source!r} gives one label per image; a multilabel run reads "
+                "digits-mosaic or a manifest with a `labels` column",
+                "task",
+            )
         expected = list(range(len(self.generations) + 1))
         if self.evaluate_generations != expected:
             raise invalid(
