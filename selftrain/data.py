@@ -297,14 +297,19 @@ def _check_label_sets(manifest: pd.DataFrame, class_names: tuple[str, ...], mani
             f"{manifest_path}: row {row} has both a `label` and a `{LABELS_COLUMN}` column value; "
             f"a multilabel manifest keeps `label` null"
         )
+    cells = manifest[LABELS_COLUMN]
+    misplaced = cells.isna().to_numpy() != (manifest["split"] == "unlabeled").to_numpy()
+    if misplaced.any():
+        row = int(np.flatnonzero(misplaced)[0])
+        cell, split = cells.iloc[row], manifest["split"].iloc[row]
+        state = "no label set" if split_labels(cell) is None else f"label set {cell!r}"
+        raise DataError(f"{manifest_path}: row {row} (split {split!r}) has {state}; only unlabeled rows have none")
+    # Distinct sets are few (at most 2^C, in practice far fewer rows): check each once.
     known = set(class_names)
-    for row, (split, cell) in enumerate(zip(manifest["split"], manifest[LABELS_COLUMN])):
-        names = split_labels(cell)
-        if (names is None) != (split == "unlabeled"):
-            state = "no label set" if names is None else f"label set {cell!r}"
-            raise DataError(f"{manifest_path}: row {row} (split {split!r}) has {state}; only unlabeled rows have none")
-        unknown = [name for name in names or () if name not in known]
+    for cell in cells.dropna().unique():
+        unknown = [name for name in split_labels(cell) if name not in known]
         if unknown:
+            row = int(np.flatnonzero((cells == cell).to_numpy())[0])
             raise DataError(
                 f"{manifest_path}: row {row} has label {unknown[0]!r}, which is not in {CLASSES_FILE} {list(class_names)}"
             )

@@ -133,3 +133,14 @@ def test_a_prepared_manifest_with_a_set_on_an_unlabeled_row_is_refused(tmp_path)
     manifest.to_parquet(file, index=False)
     with pytest.raises(DataError, match=rf"manifest.parquet: row {row} \(split 'unlabeled'\) has label set 'bed'"):
         load_dataset(file)
+
+
+def test_a_prepared_manifest_with_a_name_not_in_classes_json_is_refused(tmp_path):
+    prepare(tmp_path, multilabel_tree(tmp_path / "raw"))
+    file = tmp_path / "out" / MANIFEST_FILE
+    manifest = pd.read_parquet(file)
+    row = int((manifest["split"] == "labeled").to_numpy().nonzero()[0][-1])
+    manifest.loc[row, "labels"] = "bed|sofa"
+    manifest.to_parquet(file, index=False)
+    with pytest.raises(DataError, match=rf"manifest.parquet: row {row} has label 'sofa', which is not in classes.json"):
+        load_dataset(file)
