@@ -144,3 +144,12 @@ def test_a_prepared_manifest_with_a_name_not_in_classes_json_is_refused(tmp_path
     manifest.to_parquet(file, index=False)
     with pytest.raises(DataError, match=rf"manifest.parquet: row {row} has label 'sofa', which is not in classes.json"):
         load_dataset(file)
+
+
+def test_a_parquet_list_column_is_read_as_label_sets(tmp_path):
+    rows = multilabel_tree(tmp_path / "raw")
+    for row in rows:
+        row["labels"] = None if row["labels"] is None else [n for n in row["labels"].split("|") if n]
+    manifest = prepare(tmp_path, rows).dataset.manifest
+    assert manifest.set_index("path").loc["../raw/images/l1.png", "labels"] == "bed|dresser"
+    assert (manifest.loc[manifest["split"] != "unlabeled", "labels"] == "").sum() == 2
