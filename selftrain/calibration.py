@@ -1,13 +1,17 @@
-"""Confidence calibration: fit one softmax temperature, and measure NLL and ECE.
+"""Confidence calibration: fit one temperature, and measure NLL and ECE; a model's
+probabilities for its task.
 
 A network trained with cross-entropy on few labels is over-confident: its top
 probability is larger than its accuracy. Dividing the logits by one temperature
 T > 1 fitted on held-out rows (Guo et al. 2017, "temperature scaling") fixes most
 of that without changing any prediction, so confidence thresholds on pseudo-labels
-mean what they say.
+mean what they say. The multi-label task divides its per-class sigmoids' logits by
+one temperature the same way, fitted by binary cross-entropy (`fit_binary_temperature`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +33,17 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Probabilities (N, C) of logits (N, C) divided by T."""
     return torch.softmax(torch.as_tensor(logits, dtype=torch.float64) / temperature, dim=1).numpy()
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Per-class probabilities (N, C) of logits (N, C) divided by T (the multi-label task)."""
+    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float64) / temperature).numpy()
+
+
+def output_probs(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """A model's probabilities (B, C) of its (calibrated) logits (B, C), in their dtype:
+    a softmax over the classes (multiclass), one sigmoid per class (multilabel)."""
+    return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
@@ -71,14 +86,32 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100)
     """
     if len(labels) == 0:
         return 1.0
-    logits_t = torch.as_tensor(logits, dtype=torch.float64)
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
+    return _fit_log_temperature(logits, lambda scaled: F.cross_entropy(scaled, labels_t), max_iter)
+
+
+def fit_binary_temperature(logits: np.ndarray, targets: np.ndarray, max_iter: int = 100) -> float:
+    """The temperature T minimising the mean binary cross-entropy of `targets` (N, C) (0/1
+    per class) under sigmoid(logits (N, C) / T): the multi-label sibling of
+    `fit_temperature`, with the same optimiser, range and 1.0 for no rows."""
+    if len(targets) == 0:
+        return 1.0
+    targets_t = torch.as_tensor(targets, dtype=torch.float64)
+    return _fit_log_temperature(logits, lambda scaled: F.binary_cross_entropy_with_logits(scaled, targets_t), max_iter)
+
+
+def _fit_log_temperature(
+    logits: np.ndarray, loss_of: Callable[[torch.Tensor], torch.Tensor], max_iter: int
+) -> float:
+    """T = exp(log T) minimising `loss_of(logits / T)` (a scalar tensor) by LBFGS from T = 1,
+    clipped to [MIN_TEMPERATURE, MAX_TEMPERATURE]; 1.0 when it diverges."""
+    logits_t = torch.as_tensor(logits, dtype=torch.float64)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(logits_t / log_t.exp(), labels_t)
+        loss = loss_of(logits_t / log_t.exp())
         loss.backward()
         return loss
 
@@ -92,8 +125,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100)
 __all__ = [
     "ECE_BINS",
     "expected_calibration_error",
+    "fit_binary_temperature",
     "fit_temperature",
     "nll",
+    "output_probs",
     "reliability",
+    "sigmoid",
     "softmax",
 ]

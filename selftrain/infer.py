@@ -15,6 +15,9 @@ part whose fingerprint matches is not computed again, any other is replaced.
 Each row also gets its `ood_score` (`infer.ood_score`, see `selftrain.ood`) from the
 same forward pass; a feature score first runs the teacher over the labeled rows to
 place the class centroids.
+
+The table's columns, for the multi-class and the multi-label task (params `task`),
+are `selftrain.pseudo_table`'s.
 """
 
 from __future__ import annotations
@@ -33,35 +36,36 @@ import torch
 from torch import nn
 
 from selftrain import augment as _augment, data as _data, models as _models
+from selftrain import multilabel_predictions as _multilabel_predictions, pseudo_table as _pseudo_table
 from selftrain import normalization as _normalization, prediction as _prediction, transforms as _transforms
 from selftrain.atomic import atomic_path
 from selftrain.config import Params
 from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
+from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels
 from selftrain.ood import OodScorer, reference_digest
 from selftrain.paths import pseudo_label_part
-from selftrain.prediction import fit_ood_scorer, predict_scored, summarize_probs
+from selftrain.prediction import fit_ood_scorer, predict_scored
+# The table's columns and rows live in pseudo_table; readers import them from here too.
+from selftrain.pseudo_table import (  # noqa: F401
+    MULTILABEL_COLUMNS,
+    PSEUDO_LABEL_COLUMNS,
+    LabelSets,
+    label_sets_for,
+    pseudo_label_schema,
+    pseudo_label_table,
+    without_label_columns,
+)
 from selftrain.truth import TRUTH_COLUMN
 
-# Columns of the pseudo-label table, in order; later columns only ever get added.
-PSEUDO_LABEL_COLUMNS = (
-    "item_id",
-    "path",
-    "teacher_gen",
-    "pred",
-    "confidence",
-    "margin",
-    "entropy",
-    "probs",
-    "ood_score",
-)
 # Parquet (schema) metadata key of a part's fingerprint.
 FINGERPRINT_KEY = b"selftrain.fingerprint"
 # Bump when a part's content changes for a reason the fingerprint cannot see.
 _PART_FORMAT = b"pseudo-label-part/2"
 # Code besides this module that shapes a part: decoding, resizing and normalising
 # (augment, transforms, normalization), the network (models), path resolution (data),
-# the forward pass and scores (prediction). A change to any of them recomputes parts.
+# the forward pass and scores (prediction), the table's columns (pseudo_table, and
+# multilabel_predictions for label sets). A change to any of them recomputes parts.
 PREPROCESSING_CODE = (
     _augment.__file__,
     _transforms.__file__,
@@ -69,6 +73,8 @@ PREPROCESSING_CODE = (
     _models.__file__,
     _normalization.__file__,
     _prediction.__file__,
+    _pseudo_table.__file__,
+    _multilabel_predictions.__file__,
 )
 
 
@@ -78,53 +84,6 @@ class ShardResult:
     rows: int
     # False when a part with the same fingerprint was already there and was kept.
     written: bool
-
-
-def pseudo_label_table(
-    pool: pd.DataFrame, probs: np.ndarray, teacher_gen: int, ood_score: np.ndarray | None = None
-) -> pd.DataFrame:
-    """The round's table: the contract columns first, then the pool's metadata columns.
-    `ood_score` (N,) is null when not given (a table made from probabilities alone)."""
-    summary = summarize_probs(probs)
-    if ood_score is None:
-        ood_score = np.full(len(pool), np.nan)
-    table = pd.DataFrame(
-        {
-            "item_id": pool["item_id"].to_numpy(),
-            "path": pool["path"].to_numpy(),
-            "teacher_gen": np.full(len(pool), teacher_gen, dtype=np.int64),
-            **summary,
-            # object dtype even for zero rows: Arrow then types it as list<double>.
-            "probs": pd.Series(list(probs.astype(np.float64)), dtype=object),
-            "ood_score": np.asarray(ood_score, dtype=np.float64),
-        }
-    )
-    extra = [c for c in pool.columns if c not in table.columns and c != "split"]
-    return pd.concat([table, pool[extra].reset_index(drop=True)], axis=1)
-
-
-def pseudo_label_schema(pool: pd.DataFrame) -> pa.Schema:
-    """The Arrow schema of every part of a round's table.
-
-    Taken from the whole pool, not from one shard, so that every part has the same
-    types (a metadata column that is all null in one shard is not typed `null` there).
-    """
-    pool_types = pa.Schema.from_pandas(pool.drop(columns=["split"], errors="ignore"), preserve_index=False)
-    computed = {
-        "teacher_gen": pa.int64(),
-        "pred": pa.int64(),
-        "confidence": pa.float64(),
-        "margin": pa.float64(),
-        "entropy": pa.float64(),
-        "probs": pa.list_(pa.float64()),
-        "ood_score": pa.float64(),
-    }
-    fields = [
-        pa.field(name, computed[name]) if name in computed else pool_types.field(name)
-        for name in PSEUDO_LABEL_COLUMNS
-    ]
-    fields += [pool_types.field(name) for name in pool_types.names if name not in PSEUDO_LABEL_COLUMNS]
-    return pa.schema(fields)
 
 
 def shard_range(total: int, shard_id: int, num_shards: int) -> tuple[int, int]:
@@ -160,6 +119,7 @@ def shard_fingerprint(
     image_size: int,
     code: str = "",
     ood: str = "",
+    label_sets: LabelSets | None = None,
 ) -> str:
     """Identity of a part: what DVC tracks for the infer stage, narrowed to one shard.
 
@@ -174,6 +134,7 @@ def shard_fingerprint(
             PREPROCESSING_CODE are added here.
         ood: `selftrain.ood.reference_digest` of the score (`infer.ood_score` and the
             labeled rows its centroids come from).
+        label_sets: the multi-label round's classes and thresholds (None: multi-class).
     """
     digest = hashlib.sha256(_PART_FORMAT)
     for part in (
@@ -187,6 +148,8 @@ def shard_fingerprint(
         source_digest(__file__, *PREPROCESSING_CODE),
         code,
         ood,
+        params.task,
+        repr(label_sets),
         repr(list(rows.columns)),
     ):
         digest.update(part.encode() + b"\0")
@@ -214,11 +177,12 @@ def write_part(
     fingerprint: str,
     path: str | Path,
     scorer: OodScorer,
+    label_sets: LabelSets | None = None,
 ) -> None:
     """Predict `rows` and stream their table into the parquet file `path`, atomically:
     one row group per batch, the fingerprint in the file's metadata."""
     rows = rows.reset_index(drop=True)
-    empty = pseudo_label_table(rows.iloc[:0], np.empty((0, dataset.num_classes)), teacher_gen)
+    empty = pseudo_label_table(rows.iloc[:0], np.empty((0, dataset.num_classes)), teacher_gen, label_sets=label_sets)
     # The schema with pandas' metadata (e.g. a nullable Int64 metadata column reads back as Int64).
     file_schema = pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
     file_schema = file_schema.with_metadata({**(file_schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
@@ -232,7 +196,7 @@ def write_part(
             if not np.array_equal(idx, np.arange(position, position + len(idx))):
                 raise DataError(f"{path}: the loader returned rows out of order at row {position}")
             position += len(idx)
-            batch = pseudo_label_table(rows.iloc[idx], probs, teacher_gen, ood_score)
+            batch = pseudo_label_table(rows.iloc[idx], probs, teacher_gen, ood_score, label_sets)
             writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
         if position != len(rows):
             raise DataError(f"{path}: the loader returned {position} of {len(rows)} rows")
@@ -268,11 +232,12 @@ def infer_pool(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: expected the directory of the round's parts, found a file")
-    pool = dataset.unlabeled()
+    label_sets = label_sets_for(params, dataset.class_names)
+    pool = without_label_columns(dataset.unlabeled(), label_sets)
     if pool.empty:
         raise DataError("infer: the manifest has no unlabeled rows to pseudo-label")
     wanted = range(num_shards) if shard_ids is None else shard_ids
-    schema = pseudo_label_schema(pool)
+    schema = pseudo_label_schema(pool, multilabel=label_sets is not None)
     teacher_digest = model_digest(model)
     ood = reference_digest(params.infer.ood_score, dataset.labeled())
     results = []
@@ -280,13 +245,13 @@ def infer_pool(
         start, end = shard_range(len(pool), shard_id, num_shards)
         rows = pool.iloc[start:end]
         fingerprint = shard_fingerprint(
-            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code, ood
+            teacher_digest, rows, params, teacher_gen, input_size(dataset, params.data), code, ood, label_sets
         )
         path = pseudo_label_part(out_dir, shard_id)
         written = part_fingerprint(path) != fingerprint
         if written:
             scorer = scorer or fit_ood_scorer(model, dataset, params)
-            write_part(model, dataset, rows, schema, params, teacher_gen, fingerprint, path, scorer)
+            write_part(model, dataset, rows, schema, params, teacher_gen, fingerprint, path, scorer, label_sets)
         result = ShardResult(shard_id=shard_id, rows=end - start, written=written)
         results.append(result)
         if on_shard:
@@ -318,9 +283,14 @@ def val_prediction_table(
     """The teacher's unnoised predictions over the val split, as a pseudo-label table plus
     the val truth (`TRUTH_COLUMN`): what refine measures each rule's precision on, and
     the reference scores of `refine.ood.quantile`. A `Calibrated` model gives calibrated
-    probabilities, as on the pool; `scorer` is fitted here if not given."""
+    probabilities, as on the pool; `scorer` is fitted here if not given.
+
+    Multi-label task: the pool's multi-label columns, `TRUTH_COLUMN` all null and the val
+    label sets in `TRUE_LABELS_COLUMN` as lists of class names (the canary's form in
+    refine's tables)."""
+    label_sets = label_sets_for(params, dataset.class_names)
     val = dataset.rows("val")
-    rows = val.drop(columns=["label"])
+    rows = without_label_columns(val.drop(columns=["label"]), label_sets)
     probs = np.empty((0, dataset.num_classes), dtype=np.float64)
     ood_score = np.empty(0)
     if not val.empty:
@@ -329,6 +299,9 @@ def val_prediction_table(
         ood_score = np.empty(len(val))
         for idx, batch_probs, batch_scores in predict_scored(model, dataset, val, params, scorer):
             probs[idx], ood_score[idx] = batch_probs, batch_scores
-    table = pseudo_label_table(rows, probs, teacher_gen, ood_score)
+    table = pseudo_label_table(rows, probs, teacher_gen, ood_score, label_sets)
     table[TRUTH_COLUMN] = pd.array(val["label"].to_numpy(), dtype="Int64")
+    if label_sets is not None:
+        table[TRUE_LABELS_COLUMN] = pd.Series([split_labels(cell) for cell in val[LABELS_COLUMN]], dtype=object)
     return table
+

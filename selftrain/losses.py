@@ -1,6 +1,6 @@
 """The training losses: soft-target cross-entropy, its multi-label counterpart (sigmoid
-binary cross-entropy), FixMatch consistency, rotation prediction (SESEMI), and the
-ramp-up of the pseudo-labelled part."""
+binary cross-entropy), FixMatch consistency (softmax and per-class sigmoid), rotation
+prediction (SESEMI), and the ramp-up of the pseudo-labelled part."""
 
 from __future__ import annotations
 
@@ -58,6 +58,26 @@ def consistency_loss(
     return (per_row * mask).mean(), mask
 
 
+def binary_consistency_loss(
+    weak_logits: torch.Tensor, strong_logits: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FixMatch's unlabeled loss for the multi-label task, per (row, class) decision.
+
+    weak_logits, strong_logits (U, C) of two views of the same U images. A class of a
+    row counts when the weak view's sigmoid is confident either way (p >= threshold:
+    present, p <= 1 - threshold: absent); its hard 0/1 decision then trains the strong
+    view's logit by binary cross-entropy. Returns (scalar loss averaged over all U x C
+    pairs, as `consistency_loss` averages over all rows; mask (U, C) of the pairs kept).
+    No gradient flows through the weak view.
+    """
+    with torch.no_grad():
+        probs = torch.sigmoid(weak_logits.detach().float())  # (U, C)
+        hard = (probs >= 0.5).float()
+        mask = ((probs >= threshold) | (probs <= 1.0 - threshold)).float()
+    per_pair = F.binary_cross_entropy_with_logits(strong_logits, hard, reduction="none")  # (U, C)
+    return (per_pair * mask).mean(), mask
+
+
 def rotate_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate each image of (B, 3, S, S) by a random multiple of 90 degrees.
 
@@ -100,6 +120,7 @@ def rampup_weight(step: int, rampup_steps: int) -> float:
 __all__ = [
     "NUM_ROTATIONS",
     "WithRotationHead",
+    "binary_consistency_loss",
     "consistency_loss",
     "rampup_weight",
     "rotate_batch",

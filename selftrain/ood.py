@@ -3,15 +3,20 @@
 `infer.ood_score` picks one; infer writes it per row as ``ood_score`` (pool and val),
 and refine's ``ood`` step drops rows above a threshold (`selftrain.refine.ood`).
 
-- ``max_prob``: 1 - the calibrated top-1 probability (Hendrycks & Gimpel 2017).
+- ``max_prob``: 1 - the calibrated top-1 probability (Hendrycks & Gimpel 2017); in the
+  multi-label task the largest per-class sigmoid, so an image that shows none of the
+  classes scores high as well.
 - ``energy``: -logsumexp of the calibrated logits, i.e. -logsumexp(z / T) with the
   model's fitted temperature T (Liu et al. 2020's energy without the T prefactor;
-  T = 1 for an uncalibrated model). Needs no extra pass.
+  T = 1 for an uncalibrated model). Needs no extra pass. The same formula in the
+  multi-label task.
 - ``mahalanobis``: distance to the nearest labeled class centroid in the penultimate
   feature space, under one covariance shared by the classes (Lee et al. 2018),
   Ledoit-Wolf shrunk towards a scaled identity so a few dozen labeled rows give a
   usable inverse.
 - ``cosine``: 1 - the largest cosine similarity to a labeled class centroid.
+  The two feature scores need one class per labeled row: the multi-label task refuses
+  them (`selftrain.prediction.fit_ood_scorer`).
 
 Penultimate features are the input of the model's last `nn.Linear` (a forward
 pre-hook), which holds for resnet-s3 and torchvision's classifiers alike.
@@ -30,6 +35,7 @@ import torch
 from sklearn.covariance import ledoit_wolf
 from torch import nn
 
+from selftrain.calibration import output_probs
 from selftrain.errors import ConfigError, DataError
 from selftrain.params_schema import OOD_SCORE_CHOICES as OOD_SCORES
 # Scores measured in the penultimate feature space: they need the labeled centroids.
@@ -98,6 +104,8 @@ class OodScorer:
 
     kind: str
     centroids: Centroids | None = None
+    # params `task`: max_prob reads the softmax (multiclass) or per-class sigmoids (multilabel).
+    task: str = "multiclass"
 
     def __post_init__(self):
         if self.kind not in OOD_SCORES:
@@ -112,7 +120,7 @@ class OodScorer:
     def score(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """(N,) scores of calibrated logits (N, C) and penultimate features (N, D)."""
         if self.kind == "max_prob":
-            return max_prob_score(torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy())
+            return max_prob_score(output_probs(torch.as_tensor(logits, dtype=torch.float64), self.task).numpy())
         if self.kind == "energy":
             return energy_score(logits)
         assert features is not None and self.centroids is not None

@@ -3,6 +3,9 @@
 Inference here is without noise: eval mode (no dropout, no stochastic depth) and a
 DALI pipeline with `train=False` (no augmentation, fixed order), so batches come in
 the order of the rows given.
+
+Probabilities follow params `task` (`selftrain.calibration.output_probs`): a softmax
+over the classes (multiclass), one sigmoid per class (multilabel).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import torch
 from torch import nn
 
 from selftrain.augment import create_loader, resolve_device, torch_device
+from selftrain.calibration import output_probs
 from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset, input_normalization, input_size
-from selftrain.errors import DataError
+from selftrain.errors import ConfigError, DataError
 from selftrain.normalization import IMAGENET, Normalization
 from selftrain.ood import FEATURE_SCORES, Centroids, OodScorer, capture_features
 
@@ -34,10 +38,12 @@ def predict_batches(
     device: str,
     logits: bool = False,
     normalization: Normalization = IMAGENET,
+    task: str = "multiclass",
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (indices (B,) into `paths`, class probabilities (B, C)) batch by batch,
     in the order of `paths`; with `logits`, the model's raw outputs (B, C) instead.
-    Images are normalised by `normalization` (`selftrain.data.input_normalization`)."""
+    Images are normalised by `normalization` (`selftrain.data.input_normalization`);
+    `task` (params `task`) says how outputs become probabilities."""
     model.eval().to(torch_device(device))
     loader = create_loader(
         paths,
@@ -49,7 +55,7 @@ def predict_batches(
     )
     for images, idx in loader:
         out = model(images).float()
-        yield idx.numpy(), (out if logits else torch.softmax(out, dim=1)).cpu().numpy()
+        yield idx.numpy(), (out if logits else output_probs(out, task)).cpu().numpy()
 
 
 def predict_probs(model: nn.Module, paths: Sequence[str], **options) -> np.ndarray:
@@ -90,7 +96,7 @@ def predict_scored(
     batch from one forward pass; the probabilities are those `predict_batches` gives."""
     with capture_features(model) if scorer.needs_features else nullcontext() as capture:
         for idx, logits in _batches(model, dataset, rows, params):
-            probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+            probs = output_probs(torch.from_numpy(logits), params.task).numpy()
             yield idx, probs, scorer.score(logits, capture.features if capture else None)
 
 
@@ -99,7 +105,14 @@ def fit_ood_scorer(model: nn.Module, dataset: Dataset, params: Params) -> OodSco
     the teacher's penultimate features of the labeled rows."""
     kind = params.infer.ood_score
     if kind not in FEATURE_SCORES:
-        return OodScorer(kind)
+        return OodScorer(kind, task=params.task)
+    if params.task == "multilabel":
+        # The centroids are one per class of single-label rows; a label set (or an empty
+        # one) places an image in no single class.
+        raise ConfigError(
+            f"infer.ood_score: {kind!r} places one centroid per class from single-label rows; "
+            "task multilabel has label sets: use max_prob or energy"
+        )
     labeled = dataset.labeled()
     if labeled.empty:
         raise DataError(f"infer.ood_score: {kind!r} needs labeled rows to place the class centroids; none")
@@ -128,4 +141,5 @@ def _split_options(dataset: Dataset, params: Params) -> dict:
         "augment": params.augment,
         "device": resolve_device(params.augment.device),
         "normalization": input_normalization(dataset, params.data),
+        "task": params.task,
     }

@@ -7,6 +7,9 @@ a pseudo-labelled part (`batch_ratio` times larger, as in Noisy Student), and it
 learns with noise: DALI input noise, dropout and stochastic depth in the model.
 An epoch is one pass over the pseudo-labelled rows, else over the unlabeled pool
 when an unlabeled loss is on, else over the labeled rows; the other streams cycle.
+
+`FitOptions.task` picks the output: one softmax over the classes (multiclass), or one
+sigmoid per class with binary cross-entropy (multilabel, `selftrain.losses`).
 """
 
 from __future__ import annotations
@@ -37,14 +40,29 @@ from selftrain.distributed import (
 )
 from selftrain.ema import WeightAverage
 from selftrain.errors import TrainingError
-from selftrain.losses import WithRotationHead, consistency_loss, rampup_weight, rotate_batch, soft_cross_entropy
+from selftrain.losses import (
+    WithRotationHead,
+    binary_consistency_loss,
+    consistency_loss,
+    rampup_weight,
+    rotate_batch,
+    soft_binary_cross_entropy,
+    soft_cross_entropy,
+)
 from selftrain.normalization import IMAGENET, Normalization
 from selftrain.params_training import RESNET_S3
+
+# params `task` values (`selftrain.params_schema.Task`).
+TASKS = ("multiclass", "multilabel")
 
 
 @dataclass(frozen=True)
 class TrainSet:
-    """Images and what to learn from them: `targets` (N, C) probabilities, `weights` (N,)."""
+    """Images and what to learn from them: `targets` (N, C), `weights` (N,).
+
+    Multiclass: each target row is a distribution over the classes. Multilabel: each
+    entry is its class's own probability of being present (0/1 for hard labels).
+    """
 
     paths: Sequence[str]
     targets: np.ndarray
@@ -69,7 +87,7 @@ class UnlabeledLoss:
 
     kind: str = "none"  # none | rotation | consistency
     weight: float = 1.0
-    # consistency: weak-view confidence needed for a row to count.
+    # consistency: weak-view confidence needed for a row (multilabel: a row's class) to count.
     threshold: float = 0.95
     # Unlabeled images per labeled image in a batch.
     ratio: float = 3.0
@@ -101,6 +119,17 @@ class FitOptions:
     channels_last: bool = False
     # The model's architecture: `augment.geometry: auto` frames its training images by it.
     arch: str = RESNET_S3
+    # multiclass: softmax cross-entropy; multilabel: per-class sigmoid binary cross-entropy
+    # (params `task`).
+    task: str = "multiclass"
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"FitOptions.task: expected one of {list(TASKS)}, got {self.task!r}")
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
 
 def seed_everything(seed: int) -> None:
@@ -122,6 +151,10 @@ def fit(
     unlabeled: Sequence[str] | None = None,
 ) -> list[dict]:
     """Train `model` in place; return one record per epoch (loss, accuracy on its batches).
+
+    The record's `train_accuracy` is the share of right decisions: per row, the argmax
+    against the target's (multiclass); per (row, class), logit > 0 against target >= 0.5
+    (multilabel: the same key, so progress lines and curves need no second name).
 
     Args:
         labeled: rows with ground-truth labels (one-hot targets).
@@ -230,7 +263,10 @@ def fit(
         torch.set_rng_state(rng_state)
     for epoch in range(len(history) + 1, options.epochs + 1):
         train_net.train()
-        sums = {"loss": 0.0, "correct": 0, "seen": 0, "unlabeled_loss": 0.0, "mask": 0.0, "steps": 0, "views": 0}
+        sums = {
+            "loss": 0.0, "correct": 0, "decisions": 0, "seen": 0,
+            "unlabeled_loss": 0.0, "mask": 0.0, "steps": 0, "views": 0,
+        }  # fmt: skip
         for step_in_epoch, driver_batch in enumerate(itertools.islice(driver, steps_per_epoch)):
             (images, idx), unlabeled_batch_ = next_batches(driver_batch)
             idx = idx.to(torch_dev)
@@ -243,11 +279,11 @@ def fit(
                 targets = torch.cat([targets, pseudo_targets[pseudo_idx]])
                 weights = torch.cat([weights, pseudo_weights[pseudo_idx] * rampup_weight(step, rampup_steps)])
             with torch.autocast(torch_dev.type, dtype=torch.bfloat16, enabled=options.amp):
-                logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_)
+                logits, aux_loss, mask_rate = _forward(net, aux, images, unlabeled_batch_, options.multilabel)
             # The loss in float32 (autocast leaves bf16 logits).
             logits = logits.float()
             aux_loss = None if aux_loss is None else aux_loss.float()
-            loss = soft_cross_entropy(logits, targets, weights)
+            loss = (soft_binary_cross_entropy if options.multilabel else soft_cross_entropy)(logits, targets, weights)
             if aux_loss is not None:
                 loss = loss + aux.weight * aux_loss
             finite = bool(torch.isfinite(loss))
@@ -265,24 +301,28 @@ def fit(
             if average is not None:
                 average.update(model)
             sums["loss"] += loss.item() * len(images)
-            sums["correct"] += (logits.argmax(1) == targets.argmax(1)).sum().item()
+            correct, decisions = _right_decisions(logits, targets, options.multilabel)
+            sums["correct"] += correct
+            sums["decisions"] += decisions
             sums["seen"] += len(images)
             if aux_loss is not None:
                 sums["unlabeled_loss"] += aux_loss.item()
                 sums["mask"] += mask_rate
                 sums["steps"] += 1
                 sums["views"] += _unlabeled_views(aux, unlabeled_batch_)
-        loss_sum, correct, seen, aux_sum, mask_sum, aux_steps, views = sum_over_ranks(
-            [sums[key] for key in ("loss", "correct", "seen", "unlabeled_loss", "mask", "steps", "views")], world
+        loss_sum, correct, decisions, seen, aux_sum, mask_sum, aux_steps, views = sum_over_ranks(
+            [sums[key] for key in ("loss", "correct", "decisions", "seen", "unlabeled_loss", "mask", "steps", "views")],
+            world,
         )
-        record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen, "images": int(seen)}
+        record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / decisions, "images": int(seen)}
         if aux_steps:
             # The unlabeled images the epoch pushed through the network (consistency: both
             # views), so that images/s measures the work done, not the labeled rows alone.
             record["unlabeled_images"] = int(views)
             record["unlabeled_loss"] = aux_sum / aux_steps
             if aux.kind == "consistency":
-                # Share of unlabeled rows whose weak view was confident enough to train on.
+                # Share of unlabeled rows (multilabel: (row, class) pairs) whose weak view
+                # was confident enough to train on.
                 record["unlabeled_mask"] = mask_sum / aux_steps
         history.append(record)
         if checkpoint is not None:
@@ -301,18 +341,28 @@ def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
     return tuple(a.contiguous(memory_format=torch.channels_last) if torch.is_tensor(a) and a.dim() == 4 else a for a in args)
 
 
+def _right_decisions(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> tuple[int, int]:
+    """(right decisions, decisions) of a batch: logits and targets (B, C). Multiclass: one
+    decision per row, its argmax; multilabel: one per (row, class), present when the
+    logit is above 0 (sigmoid 0.5) and the target at least 0.5."""
+    if multilabel:
+        return int(((logits > 0) == (targets >= 0.5)).sum().item()), targets.numel()
+    return int((logits.argmax(1) == targets.argmax(1)).sum().item()), len(targets)
+
+
 def _forward(
-    net: nn.Module, aux: UnlabeledLoss, images: torch.Tensor, unlabeled_batch
+    net: nn.Module, aux: UnlabeledLoss, images: torch.Tensor, unlabeled_batch, multilabel: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """(logits (B, C) of the labeled and pseudo rows, the unlabeled loss or None, share of
-    unlabeled rows that passed the consistency threshold)."""
+    unlabeled rows (multilabel: (row, class) pairs) that passed the consistency threshold)."""
     if aux.kind == "consistency":
         weak, strong, _ = unlabeled_batch
         # One forward over all three parts: batch-norm statistics see them together.
         all_logits = net(torch.cat([images, weak, strong]))
         n = images.shape[0]
         weak_logits, strong_logits = all_logits[n:].chunk(2)
-        aux_loss, mask = consistency_loss(weak_logits, strong_logits, aux.threshold)
+        consistency = binary_consistency_loss if multilabel else consistency_loss
+        aux_loss, mask = consistency(weak_logits, strong_logits, aux.threshold)
         return all_logits[:n], aux_loss, float(mask.mean())
     if aux.kind == "rotation":
         unlabeled_images, _ = unlabeled_batch
@@ -335,4 +385,4 @@ def _forever(loader: ImageLoader) -> Iterator[tuple[torch.Tensor, ...]]:
         yield from loader
 
 
-__all__ = ["FitOptions", "TrainSet", "UnlabeledLoss", "fit", "seed_everything"]
+__all__ = ["TASKS", "FitOptions", "TrainSet", "UnlabeledLoss", "fit", "seed_everything"]

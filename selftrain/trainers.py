@@ -1,6 +1,10 @@
 """What each generation learns from: the teacher's and each student's training run,
 where its weights start, the student's optional labeled fine-tune, and the
-temperature fitted on val."""
+temperature fitted on val.
+
+In the multi-label task (params `task`) labeled and val targets are the manifest's
+`labels` sets as 0/1 rows (`selftrain.label_columns`); pseudo-labelled targets are
+refined.parquet's `target` vectors in either task."""
 
 from __future__ import annotations
 
@@ -13,24 +17,49 @@ from torch import nn
 
 from selftrain.architectures import build_model
 from selftrain.augment import resolve_device
-from selftrain.calibration import fit_temperature
+from selftrain.calibration import fit_binary_temperature, fit_temperature
 from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
-from selftrain.errors import TrainingError
+from selftrain.errors import DataError, TrainingError
+from selftrain.label_columns import LABELS_COLUMN, target_matrix
 from selftrain.models import Calibrated, ModelHeader, header_for, load_model
 from selftrain.prediction import predict_split
 from selftrain.train import FitOptions, TrainSet, UnlabeledLoss, fit, seed_everything
 from selftrain.weights import load_matching, load_weights, name_list
 
 
-def labeled_train_set(dataset: Dataset) -> TrainSet:
+def labeled_train_set(dataset: Dataset, task: str = "multiclass") -> TrainSet:
+    """The labeled rows: one-hot targets of `label` (multiclass), 0/1 rows of the `labels`
+    sets (multilabel)."""
     rows = dataset.labeled()
+    if task == "multilabel":
+        paths = dataset.resolve(rows["path"])
+        return TrainSet(paths, label_set_targets(dataset, rows, "labeled"), np.ones(len(paths), dtype=np.float32))
     return TrainSet.from_labels(dataset.resolve(rows["path"]), rows["label"].to_numpy(np.int64), dataset.num_classes)
 
 
+def label_set_targets(dataset: Dataset, rows: pd.DataFrame, split: str) -> np.ndarray:
+    """(N, C) 0/1 targets of the `labels` sets of `rows`, manifest rows of `split`.
+
+    Raises:
+        DataError: the manifest has no `labels` column, or a row's set is null or names
+            a class that is not one (the message names the split's row).
+    """
+    where = f"{dataset.root / 'manifest.parquet'} ({split} rows)"
+    if LABELS_COLUMN not in rows.columns:
+        raise DataError(
+            f"{where}: no {LABELS_COLUMN!r} column; task multilabel reads each image's label set there "
+            "(prepare a multilabel source, or set task: multiclass)"
+        )
+    return target_matrix(rows[LABELS_COLUMN].tolist(), dataset.class_names, where)
+
+
 def pseudo_train_set(dataset: Dataset, refined: pd.DataFrame, gen: int) -> TrainSet:
-    """Kept rows of a refined round, each repeated `copies` times (class balancing)."""
+    """Kept rows of a refined round, each repeated `copies` times (class balancing).
+
+    `target` is a list of C floats in both tasks: a distribution (multiclass) or per-class
+    probabilities of presence, all 0 for an empty label set (multilabel)."""
     kept = refined[refined["kept"]]
     if kept.empty or int(kept["copies"].sum()) == 0:
         raise TrainingError(
@@ -58,12 +87,16 @@ def unlabeled_loss(cfg: TeacherConfig | StudentConfig, dataset: Dataset) -> tupl
 
 def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated:
     """`model` with a temperature fitted on the val split (1.0 when calibration is off or
-    there is no val split)."""
+    there is no val split): by the softmax NLL (multiclass) or the mean per-class binary
+    cross-entropy of the `labels` sets (multilabel)."""
     val = dataset.rows("val")
     temperature = 1.0
     if params.calibration.enabled and len(val):
         logits = predict_split(model, dataset, val, params, logits=True)
-        temperature = fit_temperature(logits, val["label"].to_numpy(np.int64))
+        if params.task == "multilabel":
+            temperature = fit_binary_temperature(logits, label_set_targets(dataset, val, "val"))
+        else:
+            temperature = fit_temperature(logits, val["label"].to_numpy(np.int64))
     return Calibrated(model, temperature).eval()
 
 
@@ -137,6 +170,7 @@ def train_teacher(
         unlabeled=aux,
         ema_decay=cfg.ema_decay,
         arch=params.arch(0),
+        task=params.task,
         **hardware_options(params),
     )
     # Seeded initial weights: a rerun of the stage (another process) trains the same model.
@@ -146,7 +180,7 @@ def train_teacher(
     if cfg.epochs:
         history = fit(
             model,
-            labeled_train_set(dataset),
+            labeled_train_set(dataset, params.task),
             None,
             options,
             resolve_device(params.augment.device),
@@ -192,12 +226,13 @@ def train_student(
         ema_decay=cfg.ema_decay,
         pseudo_rampup_epochs=cfg.pseudo_rampup_epochs,
         arch=params.arch(gen),
+        task=params.task,
         **hardware_options(params),
     )
     seed_everything(options.seed)
     label = f"train_student@{gen}"
     model, source, noise_applied = initial_model(params, gen, dataset.num_classes, label, teacher_dir)
-    labeled = labeled_train_set(dataset)
+    labeled = labeled_train_set(dataset, params.task)
     device = resolve_device(params.augment.device)
     history = fit(
         model,
@@ -240,6 +275,7 @@ __all__ = [
     "calibrated",
     "hardware_options",
     "initial_model",
+    "label_set_targets",
     "labeled_train_set",
     "pseudo_train_set",
     "train_student",
