@@ -3,7 +3,7 @@ where its weights start, the student's optional labeled fine-tune, and the
 temperature fitted on val.
 
 In the multi-label task (params `task`) labeled and val targets are the manifest's
-`labels` sets as 0/1 rows (`selftrain.label_columns`); pseudo-labelled targets are
+`labels` sets as 0/1 rows (`Dataset.label_targets`); pseudo-labelled targets are
 refined.parquet's `target` vectors in either task."""
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from selftrain.calibration import fit_binary_temperature, fit_temperature
 from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
-from selftrain.errors import DataError, TrainingError
-from selftrain.label_columns import LABELS_COLUMN, target_matrix
+from selftrain.errors import TrainingError
 from selftrain.models import Calibrated, ModelHeader, header_for, load_model
 from selftrain.prediction import predict_split
 from selftrain.train import FitOptions, TrainSet, UnlabeledLoss, fit, seed_everything
@@ -35,24 +34,8 @@ def labeled_train_set(dataset: Dataset, task: str = "multiclass") -> TrainSet:
     rows = dataset.labeled()
     if task == "multilabel":
         paths = dataset.resolve(rows["path"])
-        return TrainSet(paths, label_set_targets(dataset, rows, "labeled"), np.ones(len(paths), dtype=np.float32))
+        return TrainSet(paths, dataset.label_targets(rows), np.ones(len(paths), dtype=np.float32))
     return TrainSet.from_labels(dataset.resolve(rows["path"]), rows["label"].to_numpy(np.int64), dataset.num_classes)
-
-
-def label_set_targets(dataset: Dataset, rows: pd.DataFrame, split: str) -> np.ndarray:
-    """(N, C) 0/1 targets of the `labels` sets of `rows`, manifest rows of `split`.
-
-    Raises:
-        DataError: the manifest has no `labels` column, or a row's set is null or names
-            a class that is not one (the message names the split's row).
-    """
-    where = f"{dataset.root / 'manifest.parquet'} ({split} rows)"
-    if LABELS_COLUMN not in rows.columns:
-        raise DataError(
-            f"{where}: no {LABELS_COLUMN!r} column; task multilabel reads each image's label set there "
-            "(prepare a multilabel source, or set task: multiclass)"
-        )
-    return target_matrix(rows[LABELS_COLUMN].tolist(), dataset.class_names, where)
 
 
 def pseudo_train_set(dataset: Dataset, refined: pd.DataFrame, gen: int) -> TrainSet:
@@ -94,7 +77,7 @@ def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated
     if params.calibration.enabled and len(val):
         logits = predict_split(model, dataset, val, params, logits=True)
         if params.task == "multilabel":
-            temperature = fit_binary_temperature(logits, label_set_targets(dataset, val, "val"))
+            temperature = fit_binary_temperature(logits, dataset.label_targets(val))
         else:
             temperature = fit_temperature(logits, val["label"].to_numpy(np.int64))
     return Calibrated(model, temperature).eval()
@@ -275,7 +258,6 @@ __all__ = [
     "calibrated",
     "hardware_options",
     "initial_model",
-    "label_set_targets",
     "labeled_train_set",
     "pseudo_train_set",
     "train_student",

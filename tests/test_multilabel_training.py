@@ -119,7 +119,7 @@ def test_labeled_targets_come_from_the_labels_sets(prepared):
 
 def test_a_manifest_without_labels_is_a_named_error(prepared):
     no_labels = dataclasses.replace(prepared, manifest=prepared.manifest.drop(columns=["labels"]))
-    with pytest.raises(DataError, match=r"manifest.parquet \(labeled rows\): no 'labels' column"):
+    with pytest.raises(DataError, match=r"manifest.parquet: no 'labels' column"):
         labeled_train_set(no_labels, "multilabel")
 
 
