@@ -35,11 +35,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return torch.softmax(torch.as_tensor(logits, dtype=torch.float64) / temperature, dim=1).numpy()
 
 
-def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Per-class probabilities (N, C) of logits (N, C) divided by T (the multi-label task)."""
-    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float64) / temperature).numpy()
-
-
 def output_probs(logits: torch.Tensor, task: str) -> torch.Tensor:
     """A model's probabilities (B, C) of its (calibrated) logits (B, C), in their dtype:
     a softmax over the classes (multiclass), one sigmoid per class (multilabel)."""
@@ -130,6 +125,5 @@ __all__ = [
     "nll",
     "output_probs",
     "reliability",
-    "sigmoid",
     "softmax",
 ]
