@@ -46,6 +46,9 @@ class ModelHeader:
     source: str | None = None
     # Per noise knob (dropout, drop_path): whether the architecture applied it.
     noise_applied: dict[str, bool] | None = None
+    # params.task it was trained for: softmax (multiclass) or per-class sigmoid (multilabel)
+    # outputs; headers written before the task existed are multiclass.
+    task: str = "multiclass"
 
 
 class ResidualBlock(nn.Module):
@@ -151,6 +154,7 @@ def header_for(
         temperature=float(temperature),
         source=source,
         noise_applied=noise_applied,
+        task=params.task,
     )
 
 
@@ -184,7 +188,7 @@ def read_header(model_dir: str | Path) -> ModelHeader:
 
 
 def load_model(
-    model_dir: str | Path, expect_class_names: tuple[str, ...] | None = None
+    model_dir: str | Path, expect_class_names: tuple[str, ...] | None = None, expect_task: str | None = None
 ) -> tuple[Calibrated, ModelHeader]:
     """Rebuild a model in eval mode from its directory, its logits scaled by the header's
     temperature; its noise is irrelevant at inference (eval mode turns dropout and
@@ -200,6 +204,12 @@ def load_model(
         raise ModelError(
             f"{model_dir}: checkpoint has {header.num_classes} classes {list(header.class_names)}, "
             f"the data has {len(expect_class_names)} classes {list(expect_class_names)}"
+        )
+    if expect_task is not None and expect_task != header.task:
+        # Its outputs would be read through the wrong activation (softmax vs sigmoid).
+        raise ModelError(
+            f"{model_dir}: checkpoint was trained for task {header.task}, params.yaml says task {expect_task}; "
+            "retrain it (dvc repro) or set task back"
         )
     model, _ = build_model(header.architecture, header.width, header.depth, 0.0, 0.0, header.num_classes)
     weights_path = Path(model_dir) / WEIGHTS_FILE

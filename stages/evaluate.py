@@ -18,7 +18,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     params = load_params(args.params)
     dataset = load_dataset(args.manifest)
-    model, header = load_model(args.model, dataset.class_names)
+    model, header = load_model(args.model, dataset.class_names, params.task)
     metrics, confusion = evaluate_model(model, header, dataset, params)
     write_csv(confusion, args.confusion)
     write_json(metrics, args.metrics)

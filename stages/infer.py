@@ -52,7 +52,7 @@ def main(argv=None):
     if args.shard_id is not None and not 0 <= args.shard_id < num_shards:
         raise ConfigError(f"--shard-id: must be in [0, {num_shards}), got {args.shard_id}")
     dataset = load_dataset(args.manifest)
-    model, header = load_model(args.teacher, dataset.class_names)
+    model, header = load_model(args.teacher, dataset.class_names, params.task)
     # Fitted once for the pool and val (a feature score runs the teacher over the labeled rows).
     scorer = fit_ood_scorer(model, dataset, params)
 

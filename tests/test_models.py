@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -60,6 +61,23 @@ def test_checkpoint_with_other_classes_names_both(tmp_path):
     save_model(model, header(model), tmp_path / "m")
     with pytest.raises(ModelError, match=r"checkpoint has 3 classes \['a', 'b', 'c'\], the data has 2 classes"):
         load_model(tmp_path / "m", ("a", "b"))
+
+
+def test_checkpoint_of_the_other_task_is_refused(tmp_path):
+    model = create_model(8, 1, 0.0, 0.0, 3)
+    save_model(model, dataclasses.replace(header(model), task="multilabel"), tmp_path / "m")
+    assert load_model(tmp_path / "m", expect_task="multilabel")[1].task == "multilabel"
+    with pytest.raises(ModelError, match="trained for task multilabel, params.yaml says task multiclass"):
+        load_model(tmp_path / "m", ("a", "b", "c"), "multiclass")
+
+
+def test_header_without_a_task_is_multiclass(tmp_path):
+    model = create_model(8, 1, 0.0, 0.0, 3)
+    save_model(model, header(model), tmp_path / "m")
+    raw = json.loads((tmp_path / "m" / HEADER_FILE).read_text())
+    del raw["task"]  # a model saved before the task existed
+    (tmp_path / "m" / HEADER_FILE).write_text(json.dumps(raw))
+    assert load_model(tmp_path / "m", expect_task="multiclass")[1].task == "multiclass"
 
 
 def test_checkpoint_of_other_architecture_is_named(tmp_path):
