@@ -16,7 +16,7 @@ from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
 from selftrain.refine.label_round import refine_multilabel
 from selftrain.refine.label_rules import LABELS_COLUMN, LabelSetResult
-from selftrain.refine.label_truth import read_true_label_sets, with_true_label_sets
+from selftrain.label_truth import read_true_label_sets, with_true_label_sets
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.refine.report import add_val_check
 from selftrain.refine.val_check import check_rules_on_val
