@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from selftrain.errors import ConfigError, DataError
-from selftrain.refine import RefineContext, parse_refine_config
+from selftrain.refine import RefineContext, format_label_report, parse_refine_config
 from selftrain.refine.label_builtins import EMPTY_GROUP, rarest_label_groups
 from selftrain.refine.label_round import refine_multilabel
 from stages import refine as refine_stage
@@ -93,7 +93,7 @@ def write_round(folder: Path, table: pd.DataFrame, truth: list, refine_section: 
     return folder / "params.yaml"
 
 
-def run_stage(folder: Path, params: Path) -> tuple[pd.DataFrame, dict]:
+def run_stage(folder: Path, params: Path, corrections: str = "missing_corrections.csv") -> tuple[pd.DataFrame, dict]:
     refine_stage.main([
         "--params", str(params), "--gen", "1",
         "--manifest", str(folder / "prepared/manifest.parquet"),
@@ -101,7 +101,7 @@ def run_stage(folder: Path, params: Path) -> tuple[pd.DataFrame, dict]:
         "--previous", str(folder / "missing_round_0"),
         "--truth", str(folder / "prepared/truth.parquet"),
         "--val-predictions", str(folder / "missing_val.parquet"),
-        "--corrections", str(folder / "missing_corrections.csv"),
+        "--corrections", str(folder / corrections),
         "--out", str(folder / "refined.parquet"), "--report", str(folder / "rules_report.json"),
     ])
     return pd.read_parquet(folder / "refined.parquet"), json.loads((folder / "rules_report.json").read_text())
@@ -130,7 +130,8 @@ def test_the_stage_applies_the_issue_rules_and_writes_contract_4(tmp_path):
     # The third image's truth has the dresser; the fourth's is unknown: not judged.
     assert rules["missed-dresser"]["precision"]["added"] == {"right": 1, "judged": 1, "precision": 1.0}
     assert rules["threshold"]["enabled"] is False and "infer" in rules["threshold"]["note"]
-    assert report["order"][:2] == ["no-island-in-bedroom", "missed-dresser"]
+    # A corrections path (here a missing file: none) gives the report its entry, first.
+    assert report["order"][:3] == ["corrections", "no-island-in-bedroom", "missed-dresser"]
 
 
 def test_the_stage_refuses_a_multiclass_rule_in_a_multilabel_run(tmp_path):
@@ -145,6 +146,35 @@ def test_the_stage_names_a_multiclass_pseudo_label_table(tmp_path):
     params = write_round(tmp_path, table, [None], {})
     with pytest.raises(DataError, match=r"missing columns \['pred_labels'\]"):
         run_stage(tmp_path, params)
+
+
+def test_corrections_set_whole_sets_or_drop_and_no_rule_touches_them(tmp_path):
+    predicted = [["bed", "island"], ["bed", "island"], ["lamp"], ["lamp"]]
+    params = write_round(tmp_path, pseudo_table(predicted), [["bed", "island"], None, [], None],
+                         {"soft": True, "rules": [NO_ISLAND]})
+    (tmp_path / "corrections.csv").write_text(
+        "item_id,label,note\nimg00,bed|island,really both\nimg02,,nothing there\nimg03,drop,blurred\nzzz,bed,gone\n"
+    )
+    refined, report = run_stage(tmp_path, params, corrections="corrections.csv")
+    labels = [None if v is None else list(v) for v in refined["labels"]]
+    # img00 keeps the island a person confirmed; img01's is removed by the rule.
+    assert labels == [["bed", "island"], ["bed"], [], None]
+    assert refined["dropped_by"].fillna("").tolist() == ["", "", "", "corrections"]
+    assert list(refined["rules"][0]) == ["corrections"]
+    # A corrected set trains on 0/1 even with soft targets; the rule's image on soft + hard.
+    assert list(refined["target"][0]) == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert list(refined["target"][2]) == [0.0] * 5
+    entry = report["rules"][0]
+    assert entry["name"] == "corrections" and entry["matched"] == 3 and entry["labels_removed"] == {"lamp": 1}
+    assert entry["precision"]["removed"] == {"right": 1, "judged": 1, "precision": 1.0}
+    assert "1 name no pool image" in entry["note"]
+
+
+def test_a_corrections_line_naming_an_unknown_class_is_named(tmp_path):
+    params = write_round(tmp_path, pseudo_table([["bed"]]), [None], {})
+    (tmp_path / "corrections.csv").write_text("item_id,label,note\nimg00,bed|sofa,\n")
+    with pytest.raises(DataError, match=r"corrections.csv: line 2: label 'sofa' is not a class"):
+        run_stage(tmp_path, params, corrections="corrections.csv")
 
 
 # --- built-ins ------------------------------------------------------------------------
@@ -216,6 +246,10 @@ def test_balance_caps_and_duplicates_by_the_rarest_label():
     assert result.table["copies"].tolist() == [1, 1, 0, 0, 2, 1, 1]
     assert result.report["training_rows"] == 6
     assert result.report["labels"]["after_copies"]["lamp"] == 2
+    lines = format_label_report(result.report).splitlines()
+    assert any(line.startswith("threshold (off)") for line in lines)
+    balance = next(line for line in lines if line.startswith("balance"))
+    assert balance.split()[1:4] == ["3", "3", "2"] and balance.split()[-1] == "1"  # matched, changed, dropped; copies+
 
 
 def test_balance_per_class_from_params_and_keep_exemption():

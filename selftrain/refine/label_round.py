@@ -6,7 +6,8 @@ probabilities), ``pred_labels`` (the classes at their thresholds), ``min_margin`
 rows and columns plus ``labels`` (the set after every step, null when dropped),
 ``target`` (C floats), ``weight``, ``kept``, ``copies``, ``rules`` and ``dropped_by``.
 
-Order, as in multiclass (`selftrain.refine.engine`): the user's rules in params order
+Order, as in multiclass (`selftrain.refine.engine`): people's corrections
+(`selftrain.refine.label_corrections`), the user's rules in params order
 (`selftrain.refine.label_rules`, starting from ``pred_labels``), then the built-ins
 (`selftrain.refine.label_builtins` says what each means for a label set), then the
 targets (`selftrain.refine.output.label_set_targets`). The canary ``true_labels`` is
@@ -23,6 +24,7 @@ from selftrain.refine.conditions import TRUTH_COLUMN, TRUTH_LABELS_COLUMN
 from selftrain.refine.config import RefineConfig
 from selftrain.refine.inputs import RefineContext, check_context, check_rule_types, row_name
 from selftrain.refine.label_builtins import apply_agreement, apply_balance, apply_limit, apply_ood, threshold_step
+from selftrain.refine.label_corrections import LabelCorrections, apply_label_corrections, restore_corrected
 from selftrain.refine.label_report import label_report
 from selftrain.refine.label_rules import (
     LABELS_COLUMN,
@@ -41,7 +43,12 @@ REQUIRED_COLUMNS = ("item_id", "probs", PREDICTED_COLUMN, "min_margin", "mean_bi
 RESULT_COLUMNS = ("target", "weight", "kept", "copies", "rules", "dropped_by")
 
 
-def refine_multilabel(pseudo_labels: pd.DataFrame, config: RefineConfig, context: RefineContext) -> LabelSetResult:
+def refine_multilabel(
+    pseudo_labels: pd.DataFrame,
+    config: RefineConfig,
+    context: RefineContext,
+    corrections: LabelCorrections | None = None,
+) -> LabelSetResult:
     """Apply a multi-label config's rules and built-ins to one round's pseudo-labels.
 
     Args:
@@ -50,6 +57,8 @@ def refine_multilabel(pseudo_labels: pd.DataFrame, config: RefineConfig, context
         config: from `parse_refine_config(..., task="multilabel")`.
         context: class names, generation, and the previous round's table (its
             ``pred_labels``, for ``refine.agreement``) or None.
+        corrections: people's sets and drops by item_id (`read_label_corrections`),
+            applied before every rule; none if None (and no report entry).
 
     Raises:
         ConfigError: the config is not multi-label or its classes are not the context's.
@@ -75,16 +84,20 @@ def refine_multilabel(pseudo_labels: pd.DataFrame, config: RefineConfig, context
     check_rule_types(config, inputs)
 
     state = LabelSetState.start(predicted)
-    stats = [apply_label_rule(rule, inputs, state, probs) for rule in config.rules]
+    correction_stats, held = apply_label_corrections(corrections or LabelCorrections({}), inputs["item_id"], state)
+    stats = [] if corrections is None else [correction_stats]
+    stats += [apply_label_rule(rule, inputs, state, probs) for rule in config.rules]
     stats.append(apply_ood(config.ood, inputs, state))
     stats.append(threshold_step())
     stats.append(apply_limit("margin", config.min_margin, lambda bound: margin < bound, state))
     stats.append(apply_limit("entropy", config.max_entropy, lambda bound: entropy > bound, state))
     stats.append(apply_agreement(config.agreement, predicted, previous, state))
     stats.append(apply_balance(config, margin, state))
+    restore_corrected(held, state)
 
     table = label_set_table(pseudo_labels, config, state)
-    table["target"] = object_series(label_set_targets(config, probs, predicted, state.sets, state.kept), table.index)
+    targets = label_set_targets(config, probs, predicted, state.sets, state.kept, hard=held)
+    table["target"] = object_series(targets, table.index)
     table["copies"] = pd.Series(state.copies.copy(), index=table.index)
     report = label_report(config, context.generation, stats, predicted, state, pseudo_labels)
     kept = state.kept

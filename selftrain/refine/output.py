@@ -74,19 +74,27 @@ def sharpen_binary(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def label_set_targets(
-    config: RefineConfig, probs: np.ndarray, predicted: np.ndarray, sets: np.ndarray, kept: np.ndarray
+    config: RefineConfig,
+    probs: np.ndarray,
+    predicted: np.ndarray,
+    sets: np.ndarray,
+    kept: np.ndarray,
+    hard: np.ndarray | None = None,
 ) -> list[list[float] | None]:
     """(N,) multi-label training targets, each a list of C floats; None for dropped images.
 
     Hard: the 0/1 of each final set (`sets`, (N, C) bool). Soft (``refine.soft``): the
     sharpened sigmoid probabilities, except where the final set differs from the teacher's
     `predicted` set (a rule added or removed the class): 0/1 there, as a relabelled row's
-    target is one-hot in multiclass.
+    target is one-hot in multiclass. `hard` (N,) bool marks images whose set is not a guess
+    (a person's correction): 0/1 always.
     """
     final = sets.astype(np.float64)
     if config.soft:
         targets = sharpen_binary(probs, config.temperature) if len(probs) else final.copy()
         changed = sets != predicted
+        if hard is not None:
+            changed |= hard[:, None]
         targets[changed] = final[changed]
     else:
         targets = final

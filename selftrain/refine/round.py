@@ -11,9 +11,10 @@ from selftrain.config import Params
 from selftrain.data import Dataset, load_dataset
 from selftrain.errors import ConfigError, DataError
 from selftrain.refine.config import parse_refine_config
-from selftrain.refine.corrections import read_corrections, read_csv_text
+from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
+from selftrain.refine.label_corrections import read_label_corrections
 from selftrain.refine.label_round import refine_multilabel
 from selftrain.refine.label_rules import LABELS_COLUMN, LabelSetResult
 from selftrain.label_truth import read_true_label_sets, with_true_label_sets
@@ -87,9 +88,9 @@ def _refine_label_round(
     """A multi-label round from its files: the truth file's ``true_labels`` feeds the report
     only; the val predictions are read only for ``refine.ood.quantile``.
 
-    Not available in multi-label rounds yet, each a named error when used:
-    ``refine.min_rule_precision`` (the val check judges one label per row) and rows in the
-    corrections file (one class per item).
+    The corrections file's ``label`` is each image's whole set there
+    (`selftrain.refine.label_corrections`). Not available in multi-label rounds yet (a named
+    error when set): ``refine.min_rule_precision`` (the val check judges one label per row).
     """
     # The manifest's own `labels` (the label sets) is not a metadata column rules may read.
     extra = [c for c in dataset.metadata_columns if c != LABELS_COLUMN]
@@ -102,11 +103,7 @@ def _refine_label_round(
     pseudo_labels = Path(pseudo_labels)
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
-    if corrections is not None and Path(corrections).exists() and len(read_csv_text(Path(corrections))):
-        raise DataError(
-            f"{corrections}: corrections name one class per item and are not read in multilabel "
-            "rounds yet; leave only its header line for task multilabel"
-        )
+    people = None if corrections is None else read_label_corrections(corrections, dataset.class_names)
     table = with_true_label_sets(pd.read_parquet(pseudo_labels), read_true_label_sets(truth))
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
@@ -114,7 +111,7 @@ def _refine_label_round(
     if config.ood.enabled and config.ood.quantile is not None and val_predictions is not None:
         val = _read_val_predictions(val_predictions, gen, truth_column=None)
     config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
-    return refine_multilabel(table, config, context)
+    return refine_multilabel(table, config, context, people)
 
 
 def _read_val_predictions(path: str | Path, gen: int, truth_column: str | None = TRUTH_COLUMN) -> pd.DataFrame:
