@@ -4,6 +4,9 @@ The manifest (`data/prepared/manifest.parquet`) has one row per image:
 `item_id, path, split, label` plus any metadata columns.
 - `split` is one of SPLITS.
 - `label` is the class index for labeled, val and test rows, null for unlabeled.
+- In the multilabel task (`Dataset.is_multilabel`) `labels` holds the label set instead,
+  as class names joined by ``|`` ("" = the empty set; `selftrain.label_columns`), null
+  for unlabeled rows, and `label` is null on every row.
 Ground truth of *unlabeled* rows, where a benchmark knows it, is not in the
 manifest: prepare writes it beside it, to the truth file that only reports and
 benchmarks read (`selftrain.truth`).
@@ -27,12 +30,15 @@ from sklearn.model_selection import train_test_split
 from selftrain.atomic import atomic_dir, write_json, write_parquet
 from selftrain.config import INPUT_CHANNELS, DataConfig
 from selftrain.errors import DataError
+from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels, target_matrix
 from selftrain.normalization import Normalization, resolve_normalization
-from selftrain.truth import TRUTH_COLUMN, TRUTH_FILE, split_truth, write_truth
+from selftrain.truth import ALL_TRUTH_COLUMNS, TRUTH_COLUMN, TRUTH_FILE, split_truth, write_truth
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
-# A source's rows before prepare splits the truth off (`selftrain.truth.split_truth`).
-CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN)
+# A source's rows before prepare splits the truth off (`selftrain.truth.split_truth`);
+# every other column is metadata.
+CORE_COLUMNS = ("item_id", "path", "split", "label", TRUTH_COLUMN, LABELS_COLUMN, TRUE_LABELS_COLUMN)
+MANIFEST_FILE = "manifest.parquet"
 CLASSES_FILE = "classes.json"
 # The side images are resized to, chosen once by prepare (`data.image_size`, or "auto"),
 # and their channel count, read by every later stage, so no stage recomputes them.
@@ -62,6 +68,22 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def is_multilabel(self) -> bool:
+        """True when rows carry label sets (`labels`) rather than one class (`label`)."""
+        return LABELS_COLUMN in self.manifest.columns
+
+    def label_targets(self, rows: pd.DataFrame) -> np.ndarray:
+        """(N, C) float32 0/1 targets of `rows`' label sets (labeled, val or test rows).
+
+        Raises:
+            DataError: the dataset is not multilabel, or a row has no label set.
+        """
+        where = str(self.root / MANIFEST_FILE)
+        if not self.is_multilabel:
+            raise DataError(f"{where}: no {LABELS_COLUMN!r} column; label sets exist in the multilabel task only")
+        return target_matrix(rows[LABELS_COLUMN].tolist(), self.class_names, where)
+
     def rows(self, split: str) -> pd.DataFrame:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -73,7 +95,7 @@ class Dataset:
 
     def unlabeled(self) -> pd.DataFrame:
         """The pool the teacher pseudo-labels (its ground truth, if any, is in the truth file)."""
-        return self.rows("unlabeled").drop(columns=["label"])
+        return self.rows("unlabeled").drop(columns=["label", LABELS_COLUMN], errors="ignore")
 
     def resolve(self, paths: Iterable[str]) -> list[str]:
         """Absolute image paths for manifest-relative ones."""
@@ -182,35 +204,55 @@ def write_digits_dataset(
     """PNGs, manifest, truth file, class names and image size under `out_dir` for digits
     `images` (item ids from `index`, each image's position in the whole digits set) with
     their `labels` and `splits`; `image_size` as `data.image_size` ("auto" or a side)."""
-    out_dir = Path(out_dir)
     item_ids = [f"digits-{i:05d}" for i in index]
-    paths = [f"images/{item_id}.png" for item_id in item_ids]
-
-    with atomic_dir(out_dir / "images") as tmp_images:
-        for image, rel in zip(images, paths):
-            Image.fromarray(image, mode="L").save(tmp_images / Path(rel).name)
-
     is_unlabeled = splits == "unlabeled"
-    manifest = pd.DataFrame(
+    rows = pd.DataFrame(
         {
             "item_id": item_ids,
-            "path": paths,
             "split": splits.astype(str),
             "label": pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64"),
             TRUTH_COLUMN: pd.array(np.where(is_unlabeled, labels, -1), dtype="Int64"),
         }
     )
-    manifest.loc[is_unlabeled, "label"] = pd.NA
-    manifest.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
+    rows.loc[is_unlabeled, "label"] = pd.NA
+    rows.loc[~is_unlabeled, TRUTH_COLUMN] = pd.NA
+    return write_image_dataset(
+        out_dir, images, rows, class_names, image_size, auto_size=DIGITS_IMAGE_SIZE, auto_chosen_by="auto (digits)"
+    )
+
+
+def write_image_dataset(
+    out_dir: str | Path,
+    images: np.ndarray,
+    rows: pd.DataFrame,
+    class_names: list[str],
+    image_size: int | str,
+    auto_size: int,
+    auto_chosen_by: str,
+) -> Dataset:
+    """The prepared directory of an embedded source whose images are in memory.
+
+    Writes `images` (N, H, W) uint8 as grey PNGs ``images/<item_id>.png``, the manifest
+    (`rows`: item_id, split and the label/truth columns, in manifest order, plus the
+    ``path`` added here), the truth file, class names and the image size record: an
+    `image_size` of "auto" (`data.image_size`) records `auto_size`, chosen by `auto_chosen_by`.
+    """
+    out_dir = Path(out_dir)
+    paths = [f"images/{item_id}.png" for item_id in rows["item_id"]]
+    with atomic_dir(out_dir / "images") as tmp_images:
+        for image, rel in zip(images, paths):
+            Image.fromarray(image, mode="L").save(tmp_images / Path(rel).name)
+    manifest = rows.copy()
+    manifest.insert(1, "path", paths)
     manifest, truth = split_truth(manifest)
     write_json(list(class_names), out_dir / CLASSES_FILE)
     if image_size == "auto":
-        write_image_size(out_dir, DIGITS_IMAGE_SIZE, chosen_by="auto (digits)")
+        write_image_size(out_dir, auto_size, chosen_by=auto_chosen_by)
     else:
         write_image_size(out_dir, image_size, chosen_by="data.image_size")
     write_truth(truth, out_dir / TRUTH_FILE)
-    write_parquet(manifest, out_dir / "manifest.parquet")
-    return load_dataset(out_dir / "manifest.parquet")
+    write_parquet(manifest, out_dir / MANIFEST_FILE)
+    return load_dataset(out_dir / MANIFEST_FILE)
 
 
 def load_dataset(manifest_path: str | Path) -> Dataset:
@@ -223,7 +265,7 @@ def load_dataset(manifest_path: str | Path) -> Dataset:
     if missing:
         raise DataError(f"{manifest_path}: missing required column(s) {missing}")
     # A manifest prepared before truth had its own file: drop it, so no stage sees it.
-    manifest = manifest.drop(columns=[TRUTH_COLUMN], errors="ignore")
+    manifest = manifest.drop(columns=list(ALL_TRUTH_COLUMNS), errors="ignore")
     bad_split = ~manifest["split"].isin(SPLITS)
     if bad_split.any():
         row = int(np.flatnonzero(bad_split)[0])
@@ -236,12 +278,41 @@ def load_dataset(manifest_path: str | Path) -> Dataset:
         class_names = tuple(json.loads(classes_path.read_text()))
     except FileNotFoundError:
         raise DataError(f"{classes_path}: class list not found beside the manifest") from None
+    if LABELS_COLUMN in manifest.columns:
+        _check_label_sets(manifest, class_names, manifest_path)
     return Dataset(
         manifest=manifest,
         class_names=class_names,
         root=manifest_path.parent.resolve(),
         **_recorded_input_shape(manifest_path.parent / IMAGE_SIZE_FILE),
     )
+
+
+def _check_label_sets(manifest: pd.DataFrame, class_names: tuple[str, ...], manifest_path: Path) -> None:
+    """A multilabel manifest: `label` null everywhere, a label set of known class names on
+    every labeled/val/test row and none on unlabeled rows; the first offence is named."""
+    if manifest["label"].notna().any():
+        row = int(np.flatnonzero(manifest["label"].notna().to_numpy())[0])
+        raise DataError(
+            f"{manifest_path}: row {row} has both a `label` and a `{LABELS_COLUMN}` column value; "
+            f"a multilabel manifest keeps `label` null"
+        )
+    cells = manifest[LABELS_COLUMN]
+    misplaced = cells.isna().to_numpy() != (manifest["split"] == "unlabeled").to_numpy()
+    if misplaced.any():
+        row = int(np.flatnonzero(misplaced)[0])
+        cell, split = cells.iloc[row], manifest["split"].iloc[row]
+        state = "no label set" if split_labels(cell) is None else f"label set {cell!r}"
+        raise DataError(f"{manifest_path}: row {row} (split {split!r}) has {state}; only unlabeled rows have none")
+    # Distinct sets are few (at most 2^C, in practice far fewer rows): check each once.
+    known = set(class_names)
+    for cell in cells.dropna().unique():
+        unknown = [name for name in split_labels(cell) if name not in known]
+        if unknown:
+            row = int(np.flatnonzero((cells == cell).to_numpy())[0])
+            raise DataError(
+                f"{manifest_path}: row {row} has label {unknown[0]!r}, which is not in {CLASSES_FILE} {list(class_names)}"
+            )
 
 
 def _recorded_input_shape(path: Path) -> dict[str, int]:

@@ -13,7 +13,7 @@ def main(argv=None):
     p.add_argument("--out-dir", default="data/prepared", help="where the manifest, the truth file (and digits' images) go")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    prepared = prepare_source(args.out_dir, params.data, params.seed)
+    prepared = prepare_source(args.out_dir, params.data, params.seed, task=params.task)
     counts = prepared.dataset.manifest["split"].value_counts().to_dict()
     print(f"prepare: {len(prepared.dataset.manifest)} items, splits {counts}")
     stats = write_stats(prepared.dataset, args.out_dir, params.seed)

@@ -95,3 +95,10 @@ def test_load_dataset_errors_name_the_file(tmp_path):
     pd.DataFrame({"item_id": ["a"], "path": ["a.png"]}).to_parquet(tmp_path / "m.parquet")
     with pytest.raises(DataError, match=r"m.parquet: missing required column\(s\) \['split', 'label'\]"):
         load_dataset(tmp_path / "m.parquet")
+
+
+def test_a_multiclass_dataset_has_no_label_sets(prepared):
+    dataset, _ = prepared
+    assert not dataset.is_multilabel
+    with pytest.raises(DataError, match=r"manifest.parquet: no 'labels' column; label sets exist in the multilabel"):
+        dataset.label_targets(dataset.labeled())

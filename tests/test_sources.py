@@ -120,7 +120,7 @@ def test_manifest_source_carries_metadata(tmp_path, suffix):
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"source": "s3"}, r"data.source: must be one of \['digits', 'folders', 'manifest'\]"),
+        ({"source": "s3"}, r"data.source: must be one of \['digits', 'digits-mosaic', 'folders', 'manifest'\]"),
         ({"source": "manifest"}, r"data.manifest: required when data.source is 'manifest'"),
         ({"source": "manifest", "manifest": "data/raw/m.xlsx"}, r"data.manifest: expected a .csv or .parquet file"),
         ({"source": "folders", "classes": "cat"}, r"data.classes: expected a list, got 'cat'"),

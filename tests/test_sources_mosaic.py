@@ -1,20 +1,35 @@
-"""The digits-mosaic source (selftrain.sources.mosaic): deterministic, labels match cells, splits apart."""
+"""The digits-mosaic source (selftrain.sources.mosaic): deterministic, labels match cells, splits apart,
+and the prepared directory it writes (manifest, truth file, PNGs) as the multilabel contract says."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import tiny_params
 from selftrain.config import DataConfig
-from selftrain.data import SPLITS, digits_images
+from selftrain.data import CLASSES_FILE, IMAGE_SIZE_FILE, MANIFEST_FILE, SPLITS, STATS_FILE, digits_images, load_dataset
 from selftrain.errors import ConfigError, DataError
+from selftrain.label_columns import label_lists, split_labels
+from selftrain.params_schema import MosaicConfig
+from selftrain.sources import prepare_source
 from selftrain.sources.mosaic import (
     BLANK,
     LABELS_COLUMN,
     TRUE_LABELS_COLUMN,
     MosaicOptions,
     build_mosaics,
+    render_mosaics,
 )
+from selftrain.sources.stats import write_stats
+from selftrain.truth import TRUTH_FILE, read_truth
+from stages import prepare as prepare_stage
 
 # The digits source's own fractions, with more labeled digits so small counts still show all ten.
 CONFIG = DataConfig(labeled_fraction=0.2)
@@ -115,3 +130,94 @@ def test_a_count_too_small_for_every_split_is_one_error():
 def test_bad_options_name_their_key(kwargs, key):
     with pytest.raises(ConfigError, match=rf"data\.mosaic\.{key}"):
         MosaicOptions(**kwargs)
+
+
+# --- the prepared directory (data.source: digits-mosaic) -----------------------------
+
+
+def mosaic_config(**mosaic) -> DataConfig:
+    return DataConfig(source="digits-mosaic", labeled_fraction=0.2, mosaic=MosaicConfig(**{"count": 200, **mosaic}))
+
+
+def pixels(out: Path) -> dict[str, np.ndarray]:
+    return {png.name: np.asarray(Image.open(png)) for png in sorted((out / "images").glob("*.png"))}
+
+
+def test_prepare_writes_the_same_manifest_and_pixels_for_the_same_params(tmp_path):
+    a = prepare_source(tmp_path / "a", mosaic_config(seed=5), seed=0, task="multilabel").dataset
+    b = prepare_source(tmp_path / "b", mosaic_config(seed=5), seed=1, task="multilabel").dataset
+    c = prepare_source(tmp_path / "c", mosaic_config(seed=6), seed=0, task="multilabel").dataset
+    assert a.manifest.equals(b.manifest) and len(a.manifest) == 200
+    for name in (MANIFEST_FILE, TRUTH_FILE):
+        assert pd.read_parquet(tmp_path / "a" / name).equals(pd.read_parquet(tmp_path / "b" / name)), name
+    pixels_a, pixels_b = pixels(tmp_path / "a"), pixels(tmp_path / "b")
+    assert list(pixels_a) == [f"{i}.png" for i in a.manifest["item_id"]]
+    assert pixels_a.keys() == pixels_b.keys()
+    assert all(np.array_equal(pixels_a[k], pixels_b[k]) for k in pixels_a)
+    # data.mosaic.seed, not params.seed, decides: another mosaic seed gives other labels.
+    assert not a.manifest["labels"].equals(c.manifest["labels"])
+
+
+def test_prepared_images_and_label_sets_are_the_cells_build_mosaics_records(tmp_path):
+    config = mosaic_config(blank_share=0.4, seed=2)
+    dataset = prepare_source(tmp_path, config, seed=0, task="multilabel").dataset
+    truth = read_truth(tmp_path / TRUTH_FILE).set_index("item_id")
+    rebuilt = build_mosaics(MosaicOptions.of(config), config)
+    digits, digit_labels, class_names = digits_images()
+    images = pixels(tmp_path)
+    for row, sources in zip(dataset.manifest.itertuples(), rebuilt.cell_sources):
+        assert np.array_equal(images[f"{row.item_id}.png"], render_mosaics(sources[None], digits)[0])
+        shown = sorted({class_names[digit_labels[s]] for s in sources if s != BLANK})
+        given = truth.loc[row.item_id, TRUE_LABELS_COLUMN] if row.split == "unlabeled" else row.labels
+        assert split_labels(given) == shown
+    assert any(len(split_labels(c)) > 1 for c in dataset.rows("labeled")["labels"])
+
+
+def test_prepared_directory_follows_the_multilabel_contract(tmp_path):
+    prepared = prepare_source(tmp_path, mosaic_config(blank_share=0.5), seed=0, task="multilabel")
+    dataset, manifest = prepared.dataset, pd.read_parquet(tmp_path / MANIFEST_FILE)
+    assert list(manifest.columns) == ["item_id", "path", "split", "label", "labels"]
+    assert manifest["label"].dtype == "Int64" and manifest["label"].isna().all()
+    unlabeled = (manifest["split"] == "unlabeled").to_numpy()
+    assert manifest.loc[unlabeled, "labels"].isna().all()
+    assert manifest.loc[~unlabeled, "labels"].map(type).eq(str).all()
+    assert (manifest.loc[~unlabeled, "labels"] == "").any()  # half the cells blank: some empty sets
+    truth = pd.read_parquet(tmp_path / TRUTH_FILE)
+    assert list(truth.columns) == ["item_id", "true_label", "true_labels"]
+    assert sorted(truth["item_id"]) == sorted(manifest.loc[unlabeled, "item_id"])
+    assert truth["true_label"].isna().all() and truth["true_labels"].notna().all()
+    assert json.loads((tmp_path / CLASSES_FILE).read_text()) == [str(d) for d in range(10)]
+    record = json.loads((tmp_path / IMAGE_SIZE_FILE).read_text())
+    assert (record["image_size"], record["chosen_by"]) == (16, "auto (digits-mosaic)")
+    assert dataset.is_multilabel and "labels" not in dataset.unlabeled().columns
+    assert dataset.metadata_columns == ()
+    labeled = dataset.labeled()
+    targets = dataset.label_targets(labeled)  # (N, 10) 0/1
+    assert targets.shape == (len(labeled), 10) and targets.dtype == np.float32
+    assert [split_labels(c) for c in labeled["labels"]] == label_lists(targets, dataset.class_names)
+    stats = json.loads(write_stats(dataset, tmp_path).read_text())
+    assert stats["splits"]["labeled"]["width"]["max"] == 16
+
+
+def test_an_explicit_image_size_is_recorded_as_given(tmp_path):
+    config = DataConfig(source="digits-mosaic", labeled_fraction=0.2, image_size=32, mosaic=MosaicConfig(count=120))
+    prepare_source(tmp_path, config, seed=0, task="multilabel")
+    record = json.loads((tmp_path / IMAGE_SIZE_FILE).read_text())
+    assert (record["image_size"], record["chosen_by"]) == (32, "data.image_size")
+
+
+def test_the_mosaic_source_in_a_multiclass_run_is_one_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"task: the digits-mosaic source gives label sets"):
+        prepare_source(tmp_path, mosaic_config(), seed=0, task="multiclass")
+    with pytest.raises(ConfigError, match=r"task: multilabel needs data.source digits-mosaic or manifest, not 'digits'"):
+        prepare_source(tmp_path, DataConfig(subset=120), seed=0, task="multilabel")
+
+
+def test_the_prepare_stage_passes_params_task(tmp_path):
+    params = tiny_params()
+    params["task"] = "multilabel"
+    params["data"].update(source="digits-mosaic", subset=0, mosaic={"count": 150, "blank_share": 0.25, "seed": 0})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare_stage.main(["--params", str(tmp_path / "params.yaml"), "--out-dir", str(tmp_path / "prepared")])
+    assert load_dataset(tmp_path / "prepared" / MANIFEST_FILE).is_multilabel
+    assert (tmp_path / "prepared" / STATS_FILE).is_file()

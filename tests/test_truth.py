@@ -16,7 +16,8 @@ from selftrain.errors import DataError
 from selftrain.infer import pseudo_label_table
 from selftrain.paths import ProjectPaths
 from selftrain.sources import prepare_source
-from selftrain.truth import TRUTH_COLUMN, read_truth, split_truth, with_truth
+from selftrain.label_columns import TRUE_LABELS_COLUMN
+from selftrain.truth import TRUTH_COLUMN, read_truth, split_truth, with_truth, write_truth
 from stages import refine as refine_stage
 
 
@@ -80,3 +81,42 @@ def test_truth_reaches_the_rules_report_but_no_table_training_reads(tmp_path):
     assert report["accuracy"]["rows_with_truth"] == len(pool)
     assert report["accuracy"]["before"] == pytest.approx((judged["pred"] == judged[TRUTH_COLUMN]).mean())
     assert any(rule.get("precision", {}).get("overall", {}).get("judged") for rule in report["rules"])
+
+
+# --- multilabel: the truth of an unlabeled image is a label set (true_labels) ----------
+
+
+def test_split_truth_keeps_label_sets_of_the_rows_that_have_one():
+    manifest = pd.DataFrame(
+        {"item_id": ["a", "b", "c", "d"], "split": ["labeled", "unlabeled", "unlabeled", "unlabeled"],
+         "labels": ["1", None, None, None], TRUTH_COLUMN: pd.array([None] * 4, dtype="Int64"),
+         TRUE_LABELS_COLUMN: [None, "3|7", None, ""]}
+    )
+    rest, truth = split_truth(manifest)
+    assert list(rest.columns) == ["item_id", "split", "labels"]
+    # "" is the empty set: known truth, kept; None is unknown, left out.
+    assert truth["item_id"].tolist() == ["b", "d"] and truth[TRUE_LABELS_COLUMN].tolist() == ["3|7", ""]
+    assert truth[TRUTH_COLUMN].isna().all() and truth[TRUTH_COLUMN].dtype == "Int64"
+
+
+def test_read_truth_keeps_true_labels_and_with_truth_joins_them(tmp_path):
+    truth = pd.DataFrame(
+        {"item_id": ["a", "b"], TRUTH_COLUMN: pd.array([None, None], dtype="Int64"), TRUE_LABELS_COLUMN: ["1|2", ""]}
+    )
+    write_truth(truth, tmp_path / "truth.parquet")
+    read = read_truth(tmp_path / "truth.parquet")
+    assert list(read.columns) == ["item_id", TRUTH_COLUMN, TRUE_LABELS_COLUMN]
+    table = pd.DataFrame({"item_id": ["c", "b", "a"], "pred_labels": [["1"], [], ["2"]]})
+    joined = with_truth(table, read)
+    assert joined[TRUE_LABELS_COLUMN].tolist() == [None, "", "1|2"]
+    assert joined[TRUTH_COLUMN].isna().all()
+    # A table that already has true_label still gets true_labels.
+    assert with_truth(table.assign(**{TRUTH_COLUMN: pd.NA}), read)[TRUE_LABELS_COLUMN].tolist() == [None, "", "1|2"]
+
+
+def test_a_truth_file_with_sets_that_are_not_text_names_the_row(tmp_path):
+    pd.DataFrame({"item_id": ["a", "b"], TRUTH_COLUMN: [None, None], TRUE_LABELS_COLUMN: [None, 3]}).to_parquet(
+        tmp_path / "truth.parquet"
+    )
+    with pytest.raises(DataError, match=r"truth.parquet: row 1 has true_labels 3"):
+        read_truth(tmp_path / "truth.parquet")

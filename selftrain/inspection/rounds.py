@@ -103,7 +103,11 @@ def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:
         table = pd.read_parquet(path, **kwargs)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read table: {exc}") from exc
-    missing = [c for c in ("item_id", "pred") if c not in table.columns]
+    # A multiclass round predicts `pred`, a multilabel round `pred_labels` (a set per image).
+    prediction = "pred_labels" if "pred_labels" in table.columns else "pred"
+    columns = kwargs.get("columns")
+    required = [c for c in ("item_id", prediction) if columns is None or c in columns]
+    missing = [c for c in required if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing required column(s) {missing}")
     return table

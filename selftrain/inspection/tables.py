@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from selftrain.inspection.canary import canary_tables, confusion_table, truth_accuracy
+from selftrain.inspection.label_set_tables import LABEL_SET_TABLES, is_multilabel_table, summarize_label_round
 from selftrain.inspection.flips import FLIP_PAIRS_SHOWN, flip_tables
 from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
 from selftrain.inspection.rule_hits import rule_hit_table
@@ -43,6 +44,8 @@ def round_summary(paths: ProjectPaths, k: int) -> dict[str, pd.DataFrame]:
         RoundNotFoundError: round k has no table on disk; the message lists the rounds.
     """
     data = load_round(paths, k)
+    if is_multilabel_table(data.table):
+        return summarize_label_round(data)
     previous, source = previous_predictions(paths, data)
     return summarize_round(data, previous, source)
 
@@ -160,9 +163,12 @@ def compare_rounds(paths: ProjectPaths, j: int, k: int) -> dict[str, pd.DataFram
     nulls on the other side.
     """
     left, right = round_summary(paths, j), round_summary(paths, k)
+    # Both rounds of one run share its task; the co-occurrence matrices compare cell by cell.
+    tables = {**SUMMARY_TABLES, **LABEL_SET_TABLES}
     return {
         name: _side_by_side(left[name], right[name], keys, j, k)
-        for name, (_, keys) in SUMMARY_TABLES.items()
+        for name, (_, keys) in tables.items()
+        if name in left and name in right
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from selftrain.inspection.cells import format_cell
+from selftrain.inspection.label_set_tables import LABEL_SET_TABLES
 from selftrain.inspection.tables import SUMMARY_TABLES
 
 # The columns a table shows unless asked for every one (`selftrain inspect --wide`),
@@ -36,7 +37,7 @@ def render_summary(summary: Mapping[str, pd.DataFrame], console: Any = None, wid
 
     console = console or Console()
     for name, frame in summary.items():
-        title = SUMMARY_TABLES.get(name, (name, ()))[0]
+        title = {**SUMMARY_TABLES, **LABEL_SET_TABLES}.get(name, (name, ()))[0]
         shown = frame if wide else narrow(frame, name)
         hidden = frame.shape[1] - shown.shape[1]
         if hidden:

@@ -11,6 +11,7 @@ import pandas as pd
 from selftrain.atomic import atomic_dir
 from selftrain.data import TRUTH_COLUMN
 from selftrain.inspection.data_stats import read_stats, stats_table
+from selftrain.inspection.label_set_tables import is_multilabel_table, summarize_label_round
 from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
 from selftrain.inspection.tables import summarize_round
 from selftrain.inspection.views import kept_mask
@@ -22,6 +23,7 @@ from selftrain.report.figures import (
     generation_figure,
     heatmap_figure,
 )
+from selftrain.report.label_pages import label_round_page
 from selftrain.report.markup import (
     INDEX_PAGE,
     figure_html,
@@ -67,10 +69,15 @@ def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence
         summaries = {}
         for k in rounds:
             data = load_round(paths, k)
-            previous, source = previous_predictions(paths, data)
-            summary = summarize_round(data, previous, source)
+            if is_multilabel_table(data.table):
+                summary = summarize_label_round(data)
+                page = label_round_page(data, summary, rounds, images)
+            else:
+                previous, source = previous_predictions(paths, data)
+                summary = summarize_round(data, previous, source)
+                page = round_page(data, summary, rounds, images)
             summaries[k] = summary
-            (tmp / round_page_name(k)).write_text(round_page(data, summary, rounds, images))
+            (tmp / round_page_name(k)).write_text(page)
         (tmp / INDEX_PAGE).write_text(index_page(paths, generations, rounds, summaries))
     return out_dir / INDEX_PAGE
 

@@ -90,6 +90,9 @@ def round_stats(summaries: dict[int, Summary]) -> pd.DataFrame:
     """One row per round (ROUND_PLOT_COLUMNS) from its summary tables; unknown numbers are null."""
     rows = []
     for k, summary in summaries.items():
+        if "label_overview" in summary:
+            rows.append(_label_round_stats(k, summary))
+            continue
         overview = dict(zip(summary["overview"]["item"], summary["overview"]["value"]))
         canary = summary["canary_overall"].set_index("scope")
         flips = summary["flips"]
@@ -108,6 +111,20 @@ def round_stats(summaries: dict[int, Summary]) -> pd.DataFrame:
     for column in ("round", "rows", "kept", "flipped"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     return frame
+
+
+def _label_round_stats(k: int, summary: Summary) -> dict:
+    """A multilabel round's row: accuracy is the exact-match ratio of label sets (canary)."""
+    overview = dict(zip(summary["label_overview"]["item"], summary["label_overview"]["value"]))
+    return {
+        "round": k,
+        "rows": overview.get("images"),
+        "kept": overview.get("kept"),
+        "teacher_accuracy": overview.get("exact_match_teacher"),
+        "kept_accuracy": overview.get("exact_match_kept"),
+        "dropped_wrong_share": None,
+        "flipped": None,
+    }
 
 
 def _lookup(frame: pd.DataFrame, row: str, column: str) -> float | None:

@@ -1,11 +1,14 @@
 """Where the prepare stage's images come from: `data.source` in params.yaml.
 
 - ``digits``: scikit-learn's handwritten digits, written out as PNGs (`prepare_digits`).
+- ``digits-mosaic``: 2x2 mosaics of the digits with their label sets, the embedded
+  default of ``task: multilabel`` (`mosaic.prepare_mosaics`).
 - ``folders``: ``<raw_dir>/labeled/<class>/**`` and ``<raw_dir>/unlabeled/**``, plus
   optional ``<raw_dir>/val/<class>/**`` and ``<raw_dir>/test/<class>/**``.
 - ``manifest``: a CSV or Parquet file with ``path`` and ``label`` (empty: unlabeled),
   optional ``split`` and ``item_id``, and any metadata columns, which are carried into
-  the prepared manifest and from there into every round's tables (for rules).
+  the prepared manifest and from there into every round's tables (for rules). With
+  ``task: multilabel`` a ``labels`` column of label sets ("a|b") takes ``label``'s place.
 
 Folders and manifests reference images in place: the prepared manifest's ``path`` is
 relative to its own directory (``../raw/labeled/cat/1.png``), computed without
@@ -23,8 +26,9 @@ unchanged and DVC would not rerun the stages after prepare.
 
 Modules: `prepare` (writes the prepared directory), `folders` and `manifest` (the two
 readers), `prepared_manifest` (what both do with the rows they found), `images`
-(decoding checks), `splits` (val/test allocation), `locations` (paths and the data root),
-`mosaic` (2x2 digits mosaics for the multi-label task; not yet a ``data.source``).
+(decoding checks), `splits` (val/test allocation), `label_set_rows` (the multilabel
+rows' sets: checks, split strata, prepared columns), `locations` (paths and the data
+root), `mosaic` (the digits-mosaic source).
 """
 
 from selftrain.sources.folders import read_folders

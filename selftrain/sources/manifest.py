@@ -3,6 +3,13 @@
 ``path`` and ``label`` (empty: unlabeled) are required, ``split`` and ``item_id``
 optional; every other column is metadata, carried into the prepared manifest and from
 there into every round's tables (for rules).
+
+In the multilabel task (``task: multilabel``) ``labels`` takes the place of ``label``:
+each image's label set as class names joined by ``|`` (``"bed|dresser"``). In Parquet a
+null cell is unlabeled and ``""`` the empty set (an image showing none of the classes);
+a list of names is read too. CSV has no null apart from the empty cell, so there an
+empty cell is unlabeled, except on a row whose ``split`` is labeled, val or test, where
+it is the empty set. A row of the unlabeled split with a set gives its ground truth.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import pandas as pd
 from selftrain.config import DataConfig
 from selftrain.data import CORE_COLUMNS, TRUTH_COLUMN
 from selftrain.errors import DataError
+from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels
 from selftrain.refine.inputs import DERIVED_COLUMNS, REQUIRED_COLUMNS, RESULT_COLUMNS
 from selftrain.sources.folders import FOLDER_SPLITS
 from selftrain.sources.locations import allowed_roots, inside_root, lexical
@@ -25,6 +33,12 @@ from selftrain.sources.prepared_manifest import FoundRows, SourceResult, build_m
 # Manifest columns with a meaning of their own; every other column is metadata.
 MANIFEST_REQUIRED = ("path", "label")
 MANIFEST_OPTIONAL = ("split", "item_id")
+# The multilabel task's required columns: label sets instead of one label.
+MULTILABEL_REQUIRED = ("path", LABELS_COLUMN)
+# Columns read as text exactly as written (with only the empty CSV cell meaning "none").
+TEXT_COLUMNS = (*MANIFEST_REQUIRED, LABELS_COLUMN, *MANIFEST_OPTIONAL)
+# Splits whose rows are labeled: a CSV row of one of them with an empty labels cell has the empty set.
+LABELED_SPLITS = ("labeled", "val", "test")
 # The round tables add these columns next to the manifest's metadata: a metadata
 # column of the same name would be shadowed or overwritten there.
 ROUND_COLUMNS = tuple(
@@ -37,10 +51,11 @@ ROUND_COLUMNS = tuple(
 
 
 def read_manifest(
-    manifest_file: str | Path | None, config: DataConfig, seed: int, out_dir: str | Path
+    manifest_file: str | Path | None, config: DataConfig, seed: int, out_dir: str | Path, task: str = "multiclass"
 ) -> SourceResult:
     """The manifest source: one row per image, from a CSV or Parquet file.
 
+    `task` is `params.task`: "multilabel" reads label sets from ``labels``.
     Relative paths start at the manifest file's directory. Every path must resolve
     (symlinks and ``..`` followed) inside ``data.raw_dir`` unless
     ``data.allow_outside_root`` is set, and so must the manifest file itself: DVC
@@ -67,14 +82,17 @@ def read_manifest(
 
     columns = [str(c) for c in table.columns]
     table.columns = columns
-    for column in MANIFEST_REQUIRED:
+    multilabel = task == "multilabel"
+    _check_label_columns(file, columns, multilabel)
+    for column in MULTILABEL_REQUIRED if multilabel else MANIFEST_REQUIRED:
         if column not in columns:
             raise DataError(f"{file}: missing required column {column!r}; columns are {columns}")
-    if TRUTH_COLUMN in columns:
-        raise DataError(
-            f"{file}: column {TRUTH_COLUMN!r} is reserved; give ground truth of unlabeled "
-            "images as their label with split 'unlabeled'"
-        )
+    for reserved in (TRUTH_COLUMN, TRUE_LABELS_COLUMN):
+        if reserved in columns:
+            raise DataError(
+                f"{file}: column {reserved!r} is reserved; give ground truth of unlabeled "
+                f"images as their {'label set' if multilabel else 'label'} with split 'unlabeled'"
+            )
     clashes = [c for c in columns if c in ROUND_COLUMNS]
     if clashes:
         raise DataError(
@@ -88,6 +106,7 @@ def read_manifest(
     texts = {c: _texts(table[c]) if c in table.columns else [None] * n for c in (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL)}
     base = file.parent
     files, splits, labels = [], [], []
+    label_sets: list[list[str] | None] = []
     for i in range(n):
         path = texts["path"][i]
         if path is None or not path.strip():
@@ -95,14 +114,21 @@ def read_manifest(
         if "\x00" in path:
             raise DataError(f"{where(i)}: path {path!r} contains a NUL character")
         files.append(os.path.normpath(base / path))
-        label = texts["label"][i]
-        labels.append(label.strip() if label is not None and label.strip() else None)
         split = (texts["split"][i] or "").strip().lower()
         if split and split not in FOLDER_SPLITS:
             raise DataError(f"{where(i)}: split {texts['split'][i]!r}; expected one of {list(FOLDER_SPLITS)} or empty")
-        if labels[i] is None:
-            if split in ("labeled", "val", "test"):
-                raise DataError(f"{where(i)}: split {split!r} needs a label, and the label is empty")
+        if multilabel:
+            label_sets.append(_label_set(table[LABELS_COLUMN].iloc[i], split, is_csv, where(i)))
+            labels.append(None)
+            has_label = label_sets[i] is not None
+        else:
+            label = texts["label"][i]
+            labels.append(label.strip() if label is not None and label.strip() else None)
+            has_label = labels[i] is not None
+        if not has_label:
+            if split in LABELED_SPLITS:
+                missing = "a label set ('' for none), and labels is null" if multilabel else "a label, and the label is empty"
+                raise DataError(f"{where(i)}: split {split!r} needs {missing}")
             split = "unlabeled"
         splits.append(split)
 
@@ -137,21 +163,64 @@ def read_manifest(
     if config.classes is not None:
         class_names = config.classes
     else:
-        class_names = tuple(sorted({label for label in labels if label is not None}))
+        named = (name for names in label_sets for name in names or ()) if multilabel else labels
+        class_names = tuple(sorted({label for label in named if label is not None}))
         if len(class_names) < 2:
             raise DataError(
                 f"{file}: labels name {len(class_names)} class(es) {list(class_names)}; "
                 "need at least two (or list them in data.classes)"
             )
-    metadata = table.drop(columns=[c for c in (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL) if c in table.columns])
-    rows = FoundRows(files, list(item_ids), splits, labels, [where(i) for i in range(n)], metadata.reset_index(drop=True))
+    metadata = table.drop(columns=[c for c in TEXT_COLUMNS if c in table.columns])
+    rows = FoundRows(
+        files,
+        list(item_ids),
+        splits,
+        labels,
+        [where(i) for i in range(n)],
+        metadata.reset_index(drop=True),
+        label_sets=label_sets if multilabel else None,
+    )
     return build_manifest(rows, class_names, config, seed, out_dir, ManifestOrigin(file), [])
+
+
+def _check_label_columns(file: Path, columns: list[str], multilabel: bool) -> None:
+    """`label` goes with task multiclass and `labels` with multilabel; a manifest written
+    for the other task is one error naming the file and the column."""
+    has_label, has_labels = "label" in columns, LABELS_COLUMN in columns
+    if multilabel and has_label:
+        what = "beside 'labels'" if has_labels else "and no 'labels' column"
+        raise DataError(
+            f"{file}: column 'label' {what}; with task: multilabel each image's label set goes in "
+            "'labels' (class names joined by '|', '' for none, empty for unlabeled); remove or rename 'label'"
+        )
+    if not multilabel and has_labels:
+        what = "beside 'label'" if has_label else "and no 'label' column"
+        raise DataError(
+            f"{file}: column 'labels' {what}; 'labels' holds label sets, read with task: multilabel; "
+            "set task: multilabel, or give one class per image in 'label' (and rename 'labels')"
+        )
+
+
+def _label_set(cell: object, split: str, is_csv: bool, where: str) -> list[str] | None:
+    """A `labels` cell as class names ([] the empty set) or None (unlabeled); see the module docstring."""
+    if isinstance(cell, np.ndarray):  # a Parquet list column arrives as arrays
+        cell = cell.tolist()
+    if isinstance(cell, bytes):
+        cell = cell.decode("utf-8", errors="replace")
+    if cell is not None and not isinstance(cell, (str, list)):
+        if not pd.isna(cell):
+            raise DataError(f"{where}: labels {cell!r}; expected class names joined by '|', '' for none, or empty")
+        cell = None
+    names = split_labels(cell)
+    if names is None and is_csv and split in LABELED_SPLITS:
+        return []
+    return names
 
 
 def _read_table(file: Path) -> pd.DataFrame:
     """The manifest as a frame: metadata columns with pandas' usual types, the
-    columns with a meaning (path, label, split, item_id) as text exactly as written."""
-    text_columns = (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL)
+    columns with a meaning (path, label, labels, split, item_id) as text exactly as written."""
+    text_columns = TEXT_COLUMNS
     try:
         if file.suffix.lower() == ".csv":
             table = pd.read_csv(file, dtype={c: str for c in text_columns})

@@ -17,25 +17,25 @@ Within a split exactly round(blank_share x cells) cells are blank, at seeded pla
 the other cells walk a seeded permutation of the pool, reshuffled at each pass, so every
 image of the pool is shown once before any is shown twice.
 
-This module builds the mosaics in memory; writing them as a prepared directory is the
-prepare stage's part once `data.source: digits-mosaic` is wired there.
+`build_mosaics` builds them in memory; `prepare_mosaics` writes them as the prepared
+directory of ``data.source: digits-mosaic`` (PNGs, manifest, truth file), with the
+digits source's writer (`selftrain.data.write_image_dataset`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from selftrain.config import DataConfig
-from selftrain.data import SPLITS, assign_splits, digits_images
+from selftrain.data import SPLITS, Dataset, assign_splits, digits_images, write_image_dataset
 from selftrain.errors import ConfigError, DataError
+from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, join_labels
+from selftrain.truth import TRUTH_COLUMN
 
-# Per item: the label set (class names) of labeled, val and test rows; null for unlabeled.
-LABELS_COLUMN = "labels"
-# Per item: the label set of unlabeled rows (the canary ground truth); null elsewhere.
-TRUE_LABELS_COLUMN = "true_labels"
 # Side of one digits image, and cells per side of a mosaic.
 CELL_SIZE = 8
 GRID = 2
@@ -62,6 +62,11 @@ class MosaicOptions:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"data.mosaic.seed: expected a non-negative integer, got {self.seed!r}")
 
+    @classmethod
+    def of(cls, config: DataConfig) -> MosaicOptions:
+        """The options `data.mosaic` gives."""
+        return cls(count=config.mosaic.count, blank_share=config.mosaic.blank_share, seed=config.mosaic.seed)
+
 
 @dataclass(frozen=True)
 class Mosaics:
@@ -71,7 +76,7 @@ class Mosaics:
     images: np.ndarray
     # (N, 4) int64: the digits image (index into `digits_images()`) in each cell, BLANK if none.
     cell_sources: np.ndarray
-    # item_id, split, LABELS_COLUMN, TRUE_LABELS_COLUMN.
+    # item_id, split, LABELS_COLUMN, TRUE_LABELS_COLUMN (lists of class names, or None).
     items: pd.DataFrame
     class_names: tuple[str, ...]
 
@@ -118,6 +123,41 @@ def build_mosaics(options: MosaicOptions, config: DataConfig) -> Mosaics:
         items=items,
         class_names=class_names,
     )
+
+
+def prepare_mosaics(out_dir: str | Path, config: DataConfig) -> Dataset:
+    """Write the mosaics of `data.mosaic` as a prepared directory under `out_dir`.
+
+    The manifest holds `labels` as joined text (null for unlabeled rows) and a `label`
+    column that is null on every row; the truth file holds `true_labels` of the unlabeled
+    rows. An "auto" `data.image_size` is the mosaics' own side, 16.
+    """
+    mosaics = build_mosaics(MosaicOptions.of(config), config)
+    items = mosaics.items
+    rows = pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "split": items["split"],
+            "label": pd.array([pd.NA] * len(items), dtype="Int64"),
+            LABELS_COLUMN: _joined(items[LABELS_COLUMN]),
+            TRUTH_COLUMN: pd.array([pd.NA] * len(items), dtype="Int64"),
+            TRUE_LABELS_COLUMN: _joined(items[TRUE_LABELS_COLUMN]),
+        }
+    )
+    return write_image_dataset(
+        out_dir,
+        mosaics.images,
+        rows,
+        list(mosaics.class_names),
+        config.image_size,
+        auto_size=MOSAIC_SIZE,
+        auto_chosen_by="auto (digits-mosaic)",
+    )
+
+
+def _joined(cells: pd.Series) -> pd.Series:
+    """Lists of class names as "a|b" text ([] -> ""), None kept: the manifest's form."""
+    return pd.Series([None if names is None else join_labels(names) for names in cells], dtype=object)
 
 
 def render_mosaics(cell_sources: np.ndarray, digits: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""The prepare stage's work for a bring-your-own-data source: write the prepared directory.
+"""The prepare stage's work: write the prepared directory for ``data.source``.
 
-Dispatches on ``data.source`` and writes, atomically, the manifest, ``classes.json``,
-``image_size.json`` (the side every later stage resizes to; `sources.image_size`),
-``skipped.json`` (unreadable unlabeled images, ignored files) and ``source.json``
-(a digest of every referenced file's bytes), removing what another source left there.
+The embedded sources (digits, digits-mosaic) write their own images. For a
+bring-your-own-data source (folders, manifest) this writes, atomically, the manifest,
+``classes.json``, ``image_size.json`` (the side every later stage resizes to;
+`sources.image_size`), ``skipped.json`` (unreadable unlabeled images, ignored files) and
+``source.json`` (a digest of every referenced file's bytes). Every source removes what
+another source left there.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ from pathlib import Path
 
 from selftrain.atomic import write_json, write_parquet
 from selftrain.config import DataConfig
-from selftrain.data import CLASSES_FILE, IMAGE_SIZE_FILE, Dataset, load_dataset, prepare_digits, write_image_size
-from selftrain.errors import DataError
+from selftrain.data import (
+    CLASSES_FILE,
+    IMAGE_SIZE_FILE,
+    MANIFEST_FILE,
+    Dataset,
+    load_dataset,
+    prepare_digits,
+    write_image_size,
+)
+from selftrain.errors import ConfigError, DataError
 from selftrain.sources.folders import read_folders
-from selftrain.truth import TRUTH_FILE, split_truth, write_truth
 from selftrain.sources.manifest import read_manifest
+from selftrain.sources.mosaic import prepare_mosaics
+from selftrain.truth import TRUTH_FILE, split_truth, write_truth
 
-MANIFEST_FILE = "manifest.parquet"
 SKIPPED_FILE = "skipped.json"
 SOURCE_FILE = "source.json"
 IMAGES_DIR = "images"
@@ -38,16 +48,30 @@ class Prepared:
     skipped: int
 
 
-def prepare_source(out_dir: str | Path, config: DataConfig, seed: int) -> Prepared:
-    """Write the prepared manifest (and digits' images) for `config.source` under `out_dir`."""
+def prepare_source(out_dir: str | Path, config: DataConfig, seed: int, task: str = "multiclass") -> Prepared:
+    """Write the prepared manifest (and the embedded sources' images) for `config.source`
+    under `out_dir`; `task` is `params.task` (the manifest source reads label sets in
+    "multilabel"; digits-mosaic gives nothing else).
+
+    Raises:
+        ConfigError: the source cannot give the task's labels (Params refuses this too).
+    """
     out_dir = Path(out_dir)
+    embedded = (MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, IMAGES_DIR)
+    if task == "multilabel" and config.source not in ("digits-mosaic", "manifest"):
+        raise ConfigError(f"task: multilabel needs data.source digits-mosaic or manifest, not {config.source!r}")
+    if task != "multilabel" and config.source == "digits-mosaic":
+        raise ConfigError("task: the digits-mosaic source gives label sets: set task to multilabel")
     if config.source == "digits":
-        _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, IMAGES_DIR))
+        _remove_stale(out_dir, keep=embedded)
         return Prepared(prepare_digits(out_dir, config, seed), skipped=0)
+    if config.source == "digits-mosaic":
+        _remove_stale(out_dir, keep=embedded)
+        return Prepared(prepare_mosaics(out_dir, config), skipped=0)
     if config.source == "folders":
         result = read_folders(config.raw_dir, config, seed, out_dir)
     elif config.source == "manifest":
-        result = read_manifest(config.manifest, config, seed, out_dir)
+        result = read_manifest(config.manifest, config, seed, out_dir, task=task)
     else:  # DataConfig.validate already refused it; this keeps the dispatch exhaustive.
         raise DataError(f"data.source: unknown source {config.source!r}")
     _remove_stale(out_dir, keep=(MANIFEST_FILE, TRUTH_FILE, CLASSES_FILE, IMAGE_SIZE_FILE, SKIPPED_FILE, SOURCE_FILE))

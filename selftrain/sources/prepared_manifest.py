@@ -2,7 +2,8 @@
 
 Shared by the folders and manifest readers: check every image (a bad labeled one is an
 error, a bad unlabeled one is skipped), split val and test off the labeled rows, map
-class names to indices, keep ground truth of unlabeled rows apart, and digest the bytes.
+class names to indices (or, for multilabel rows, label sets to text; `label_set_rows`),
+keep ground truth of unlabeled rows apart, and digest the bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from selftrain.data import TRUTH_COLUMN
 from selftrain.errors import DataError
 from selftrain.sources.image_size import choose_image_size
 from selftrain.sources.images import check_images
+from selftrain.sources.label_set_rows import (
+    LabelSet,
+    check_label_sets,
+    classes_without_labeled_row,
+    label_set_columns,
+    label_set_strata,
+)
 from selftrain.sources.locations import lexical, relative_path
 from selftrain.sources.splits import split_off
 
@@ -51,6 +59,8 @@ class FoundRows:
     `split` is "" for labeled rows that have no split yet; `label` is the class name
     (None: unlabeled); for rows in the unlabeled split a label is ground truth.
     `where` names each row in error messages (a file, or a manifest line).
+    Multilabel rows give `label_sets` instead (class names, [] for the empty set, None:
+    unlabeled) and `labels` all None.
     """
 
     files: list[str]
@@ -59,6 +69,7 @@ class FoundRows:
     labels: list[str | None]
     where: list[str]
     metadata: pd.DataFrame
+    label_sets: list[LabelSet] | None = None
 
 
 class Origin(Protocol):
@@ -88,6 +99,8 @@ def build_manifest(
     for i, label in enumerate(rows.labels):
         if label is not None and label not in index_of:
             raise DataError(f"{rows.where[i]}: label {label!r} is not in the class list {list(class_names)}")
+    if rows.label_sets is not None:
+        check_label_sets(rows.label_sets, rows.where, class_names)
 
     # JPEGs are decoded at the smallest scale covering the largest side "auto" may choose.
     decode_size = config.max_image_size if config.image_size == "auto" else config.image_size
@@ -109,35 +122,45 @@ def build_manifest(
         skipped.append({"path": relative_path(rows.files[i], out), "reason": reason})
 
     splits = np.asarray(rows.splits, dtype=object)[keep]
-    labels = np.asarray([index_of[l] if l is not None else -1 for l in rows.labels], dtype=np.int64)[keep]
+    label_sets = None if rows.label_sets is None else [s for s, k in zip(rows.label_sets, keep) if k]
+    if label_sets is None:
+        labels = np.asarray([index_of[l] if l is not None else -1 for l in rows.labels], dtype=np.int64)[keep]
+    else:  # the strata split_off stratifies by, standing in for class indices
+        labels = label_set_strata(label_sets, splits, class_names)
     is_unlabeled = splits == "unlabeled"
     split_off(splits, labels, config, seed)
     for split in ("unlabeled", "test", "val"):
         if not (splits == split).any():
             hint = "" if split == "unlabeled" else f"; {origin.split_hint(split)}"
             raise DataError(f"{origin.no_rows(split)}{hint}")
-    labeled_counts = np.bincount(labels[splits == "labeled"], minlength=len(class_names))
-    for c, count in enumerate(labeled_counts):
-        if count == 0:
-            raise DataError(
-                f"{origin.no_rows('labeled')} of class {class_names[c]!r}; every class needs "
-                "at least one labeled image for the teacher to learn it"
-            )
+    if label_sets is None:
+        labeled_counts = np.bincount(labels[splits == "labeled"], minlength=len(class_names))
+        unlearned = [class_names[c] for c, count in enumerate(labeled_counts) if count == 0]
+    else:
+        unlearned = classes_without_labeled_row(label_sets, splits, class_names)
+    if unlearned:
+        raise DataError(
+            f"{origin.no_rows('labeled')} of class {unlearned[0]!r}; every class needs "
+            "at least one labeled image for the teacher to learn it"
+        )
 
     files = [f for f, k in zip(rows.files, keep) if k]
     image_size = choose_image_size(config, [f for f, split in zip(files, splits) if split == "labeled"])
     paths = [relative_path(f, out) for f in files]
-    label_column = pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64")
-    label_column[is_unlabeled] = pd.NA
-    truth = pd.array(np.where(is_unlabeled, labels, -1), dtype="Int64")
-    truth[~is_unlabeled | (labels < 0)] = pd.NA
+    if label_sets is None:
+        label_column = pd.array(np.where(is_unlabeled, -1, labels), dtype="Int64")
+        label_column[is_unlabeled] = pd.NA
+        truth = pd.array(np.where(is_unlabeled, labels, -1), dtype="Int64")
+        truth[~is_unlabeled | (labels < 0)] = pd.NA
+        label_columns = {"label": label_column, TRUTH_COLUMN: truth}
+    else:
+        label_columns = label_set_columns(label_sets, splits, class_names)
     manifest = pd.DataFrame(
         {
             "item_id": [item for item, k in zip(rows.item_ids, keep) if k],
             "path": paths,
             "split": splits.astype(str),
-            "label": label_column,
-            TRUTH_COLUMN: truth,
+            **label_columns,
         }
     )
     metadata = rows.metadata[keep].reset_index(drop=True)
