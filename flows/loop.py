@@ -33,7 +33,16 @@ from flows.stage_output import (
     stage_log_path,
 )
 from selftrain.config import load_params
-from selftrain.gate import best_index, decide, metric_name, tie_tolerance, val_score, val_size
+from selftrain.gate import (
+    best_index,
+    decide,
+    metric_name,
+    read_metrics,
+    selection_metric,
+    tie_tolerance,
+    val_score,
+    val_size,
+)
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
@@ -228,8 +237,8 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
         # Val accuracy, or val mAP in a multilabel run (the metrics file says which).
         val_scores = [val_score(paths, 0)]
         metric = metric_name(paths, 0)
-        # The near-tie rule of select_best: within one val item of the best is a tie.
-        tolerance = tie_tolerance(val_size(paths, 0))
+        # The near-tie rule of select_best: within one val item of the best is a tie (val accuracy).
+        tolerance = tie_tolerance(val_size(paths, 0), selection_metric(read_metrics(paths, 0)))
         for gen in range(1, last + 1):
             if params.infer.num_shards > 1 and not stage_is_current(f"infer@{gen}", project_dir):
                 # The shards run as tasks (threads or Dask); `dvc repro infer@k` then

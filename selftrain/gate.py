@@ -26,7 +26,7 @@ class GateDecision:
     reason: str | None
 
 
-def _metrics(paths: ProjectPaths, gen: int) -> dict:
+def read_metrics(paths: ProjectPaths, gen: int) -> dict:
     path = paths.metrics(gen)
     try:
         return json.loads(path.read_text())
@@ -43,7 +43,7 @@ def selection_metric(metrics: dict) -> str:
 def val_score(paths: ProjectPaths, gen: int) -> float:
     """Generation `gen`'s val score: val mAP in a multilabel run, val accuracy otherwise."""
     path = paths.metrics(gen)
-    metrics = _metrics(paths, gen)
+    metrics = read_metrics(paths, gen)
     if "val" not in metrics:
         raise DataError(f"{path}: no val metrics (data.val_fraction is 0); the gate needs a val split")
     if selection_metric(metrics) == "val_map":
@@ -55,7 +55,7 @@ def val_score(paths: ProjectPaths, gen: int) -> float:
 
 def metric_name(paths: ProjectPaths, gen: int) -> str:
     """How messages name generation `gen`'s val score: "val mAP" or "val accuracy"."""
-    return "val mAP" if selection_metric(_metrics(paths, gen)) == "val_map" else "val accuracy"
+    return "val mAP" if selection_metric(read_metrics(paths, gen)) == "val_map" else "val accuracy"
 
 
 # Accuracies are shares of the val items; this absorbs float error in "within one item".
@@ -68,10 +68,12 @@ def val_size(paths: ProjectPaths, gen: int) -> int | None:
     return int(size) if size else None
 
 
-def tie_tolerance(size: int | None) -> float:
-    """Val scores closer than this are a tie: one val item (1 / val size); 0 when the size
-    is unknown (metrics written before it was recorded). Val mAP uses the same bound: a
-    mean of per-class APs has no item step, and 1 / val size keeps one rule for both tasks."""
+def tie_tolerance(size: int | None, metric: str = "val_accuracy") -> float:
+    """Val accuracies closer than this are a tie: one val item (1 / val size); 0 when the size
+    is unknown (metrics written before it was recorded). Val mAP (`metric` ``val_map``) has
+    no such step (a mean of per-class APs, not a share of items): only exact ties there."""
+    if metric == "val_map":
+        return 0.0
     return 1.0 / size if size else 0.0
 
 
@@ -122,18 +124,18 @@ def decide(
 
 def best_pointer(paths: ProjectPaths, generations: list[int]) -> dict:
     """What `models/best.json` says: the generation with the best val score so far,
-    near-ties (within one val item, `tie_tolerance`) going to the later generation.
+    ties (in multiclass within one val item, `tie_tolerance`) going to the later generation.
 
     Multiclass: ``val_accuracy`` and ``test_accuracy`` of the best. Multilabel (``metric``
     ``val_map``): ``val_map``, ``test_map`` and ``test_micro_f1``.
     """
-    metrics = [_metrics(paths, g) for g in generations]
+    metrics = [read_metrics(paths, g) for g in generations]
     metric = _one_metric(paths, generations, metrics)
     scores = [val_score(paths, g) for g in generations]
     sizes = [val_size(paths, g) for g in generations]
     # Every generation is measured on the same val split; the smallest size is the safe one.
     size = min((s for s in sizes if s), default=None)
-    tolerance = tie_tolerance(size)
+    tolerance = tie_tolerance(size, metric)
     best = best_index(scores, tolerance)
     gen = generations[best]
     chosen = metrics[best]
@@ -167,7 +169,7 @@ def summary_metrics(paths: ProjectPaths, generations: list[int], pointer: dict) 
     """`metrics/summary.json`: the few numbers `dvc exp show` lists per run (its columns
     would otherwise be every per-class metric of every generation). A multilabel run lists
     mAP and micro-F1 where a multiclass one lists accuracy."""
-    metrics = {str(g): _metrics(paths, g) for g in generations}
+    metrics = {str(g): read_metrics(paths, g) for g in generations}
     if pointer.get("metric") == "val_map":
         return {
             "best_generation": pointer["generation"],

@@ -35,6 +35,15 @@ def test_best_pointer_chooses_by_val_map_not_val_f1_or_test(tmp_path):
     assert "val_accuracy" not in pointer
 
 
+def test_val_map_has_no_near_tie_only_exact_ties_go_later(tmp_path):
+    paths = ProjectPaths(tmp_path)
+    # With 10 val items a multiclass run calls 0.80 vs 0.79 a tie; val mAP does not.
+    write_multilabel(paths, [(0.80, 0.5, 0.7), (0.79, 0.5, 0.7), (0.80, 0.5, 0.7), (0.5, 0.5, 0.7)], size=10)
+    pointer = best_pointer(paths, [0, 1, 3])
+    assert pointer["generation"] == 0 and pointer["tie_tolerance"] == 0.0
+    assert best_pointer(paths, [0, 1, 2])["generation"] == 2
+
+
 def test_summary_lists_map_and_micro_f1(tmp_path):
     paths = ProjectPaths(tmp_path)
     write_multilabel(paths, [(0.6, 0.5, 0.7), (0.8, 0.5, 0.75)], size=100)
