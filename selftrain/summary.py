@@ -1,8 +1,8 @@
 """The per-generation summary table, read back from the round artifacts.
 
-A multilabel run (its metrics files say ``task: multilabel``) has its own columns
-(`MULTILABEL_SUMMARY_COLUMNS`): test mAP, micro- and macro-F1, val mAP, and the canary
-share of kept pseudo-label sets that equal the true sets, in place of accuracies.
+A multilabel run (its metrics files say ``task: multilabel``) adds columns
+(`MULTILABEL_SUMMARY_COLUMNS`): test mAP, micro-F1, val mAP, and the canary share of kept
+pseudo-label sets that equal the true sets; its accuracy columns are null.
 """
 
 from __future__ import annotations
@@ -32,21 +32,13 @@ SUMMARY_COLUMNS = (
     "val_accuracy",
     "val_size",
 )
-MULTILABEL_SUMMARY_COLUMNS = (
-    "generation",
-    "architecture",
-    "width",
-    "depth",
-    "parameters",
-    "pseudo_kept",
-    "pseudo_exact_match",
-    "test_map",
-    "micro_f1",
-    "macro_f1",
-    # Decided on val (the gate and select_best): val mAP, with the val size beside it.
-    "val_map",
-    "val_size",
-)
+# A multilabel run's table: the same columns (its accuracies null, so every reader of the
+# multiclass table still finds its columns) plus the label-set ones. Its gate and
+# select_best decide on val_map.
+MULTILABEL_ONLY_COLUMNS = ("pseudo_exact_match", "test_map", "micro_f1", "val_map")
+MULTILABEL_SUMMARY_COLUMNS = (*SUMMARY_COLUMNS, *MULTILABEL_ONLY_COLUMNS)
+# Null in a multilabel run: format_table leaves them out there.
+ACCURACY_COLUMNS = ("pseudo_accuracy", "test_accuracy", "val_accuracy")
 
 
 def kept_label_accuracy(refined: pd.DataFrame) -> float | None:
@@ -118,10 +110,13 @@ def _label_set_table(paths: ProjectPaths, metrics_by_gen: dict[int, dict]) -> pd
             "depth": metrics["depth"],
             "parameters": metrics["num_parameters"],
             "pseudo_kept": None,
+            "pseudo_accuracy": None,
             "pseudo_exact_match": None,
+            "test_accuracy": None,
             "test_map": metrics.get("map"),
             "micro_f1": metrics.get("micro_f1"),
             "macro_f1": metrics.get("macro_f1"),
+            "val_accuracy": None,
             "val_map": metrics.get("val_map"),
             "val_size": metrics.get("val_size"),
         }
@@ -144,6 +139,8 @@ def table_records(table: pd.DataFrame) -> list[dict]:
 def format_table(table: pd.DataFrame) -> str:
     """Fixed-width text for logs and terminals."""
     shown = table.copy()
+    if "test_map" in shown.columns:  # a multilabel run: its accuracies are all null
+        shown = shown.drop(columns=[c for c in ACCURACY_COLUMNS if shown[c].isna().all()])
     ratios = ("pseudo_accuracy", "pseudo_exact_match", "test_accuracy", "test_map", "micro_f1", "macro_f1",
               "val_accuracy", "val_map")
     for column in (c for c in ratios if c in shown.columns):
