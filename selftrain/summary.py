@@ -12,10 +12,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN
+from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels
 from selftrain.params_training import RESNET_S3
 from selftrain.paths import ProjectPaths
-from selftrain.label_truth import read_true_label_sets, with_true_label_sets
 from selftrain.truth import TRUTH_COLUMN, read_truth, with_truth
 
 SUMMARY_COLUMNS = (
@@ -54,13 +53,13 @@ def kept_label_accuracy(refined: pd.DataFrame) -> float | None:
 
 def kept_label_set_exact_match(refined: pd.DataFrame) -> float | None:
     """Canary of a multilabel round: share of kept pseudo-label sets equal to the true set,
-    where it is known (`refined` with ``true_labels`` joined, `with_true_label_sets`)."""
+    where it is known (`refined` with the truth file's ``true_labels`` joined, `with_truth`)."""
     if TRUE_LABELS_COLUMN not in refined.columns:
         return None
     kept = refined[refined["kept"].to_numpy(dtype=bool) & refined[TRUE_LABELS_COLUMN].notna().to_numpy()]
     if kept.empty:
         return None
-    same = [set(a) == set(b) for a, b in zip(kept[LABELS_COLUMN], kept[TRUE_LABELS_COLUMN])]
+    same = [set(a) == set(split_labels(b)) for a, b in zip(kept[LABELS_COLUMN], kept[TRUE_LABELS_COLUMN])]
     return float(np.mean(same))
 
 
@@ -100,7 +99,7 @@ def generation_table(paths: ProjectPaths, generations: int) -> pd.DataFrame:
 
 
 def _label_set_table(paths: ProjectPaths, metrics_by_gen: dict[int, dict]) -> pd.DataFrame:
-    truth = read_true_label_sets(paths.truth)
+    truth = read_truth(paths.truth)
     rows = []
     for gen, metrics in metrics_by_gen.items():
         row = {
@@ -123,7 +122,7 @@ def _label_set_table(paths: ProjectPaths, metrics_by_gen: dict[int, dict]) -> pd
         if gen > 0 and paths.refined(gen).exists():
             refined = pd.read_parquet(paths.refined(gen))
             row["pseudo_kept"] = int(refined["kept"].sum())
-            row["pseudo_exact_match"] = kept_label_set_exact_match(with_true_label_sets(refined, truth))
+            row["pseudo_exact_match"] = kept_label_set_exact_match(with_truth(refined, truth))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(MULTILABEL_SUMMARY_COLUMNS))
 

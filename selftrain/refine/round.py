@@ -10,6 +10,7 @@ import pandas as pd
 from selftrain.config import Params
 from selftrain.data import Dataset, load_dataset
 from selftrain.errors import ConfigError, DataError
+from selftrain.label_columns import TRUE_LABELS_COLUMN, split_labels
 from selftrain.refine.config import parse_refine_config
 from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
@@ -17,7 +18,6 @@ from selftrain.refine.inputs import RefineContext
 from selftrain.refine.label_corrections import read_label_corrections
 from selftrain.refine.label_round import refine_multilabel
 from selftrain.refine.label_rules import LABELS_COLUMN, LabelSetResult
-from selftrain.label_truth import read_true_label_sets, with_true_label_sets
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.refine.report import add_val_check
 from selftrain.refine.val_check import check_rules_on_val
@@ -104,14 +104,27 @@ def _refine_label_round(
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
     people = None if corrections is None else read_label_corrections(corrections, dataset.class_names)
-    table = with_true_label_sets(pd.read_parquet(pseudo_labels), read_true_label_sets(truth))
+    table = true_label_lists(with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None))
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
     val = None
     if config.ood.enabled and config.ood.quantile is not None and val_predictions is not None:
         val = _read_val_predictions(val_predictions, gen, truth_column=None)
     config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
-    return refine_multilabel(table, config, context, people)
+    result = refine_multilabel(table, config, context, people)
+    return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
+
+
+def true_label_lists(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its joined ``true_labels`` (the truth file's "a|b" text) as lists of class
+    names, None where unknown: the form the label report reads."""
+    if TRUE_LABELS_COLUMN not in table.columns:
+        return table
+    table = table.copy()
+    table[TRUE_LABELS_COLUMN] = pd.Series(
+        [split_labels(cell) for cell in table[TRUE_LABELS_COLUMN].tolist()], index=table.index, dtype=object
+    )
+    return table
 
 
 def _read_val_predictions(path: str | Path, gen: int, truth_column: str | None = TRUTH_COLUMN) -> pd.DataFrame:
