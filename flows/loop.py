@@ -33,7 +33,16 @@ from flows.stage_output import (
     stage_log_path,
 )
 from selftrain.config import load_params
-from selftrain.gate import best_index, decide, tie_tolerance, val_accuracy, val_size
+from selftrain.gate import (
+    best_index,
+    decide,
+    metric_name,
+    read_metrics,
+    selection_metric,
+    tie_tolerance,
+    val_score,
+    val_size,
+)
 from selftrain.paths import ProjectPaths
 from selftrain.summary import format_table, generation_table, table_records
 from selftrain.workspace import hold_workspace
@@ -208,7 +217,8 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
 
     Returns:
         `rows` (one summary row per generation run, teacher first), `best_generation`
-        (best val accuracy among the generations this run evaluated), `stopped_after`
+        (best val accuracy, val mAP in a multilabel run, among the generations this run
+        evaluated), `stopped_after`
         and `stop_reason` (None when the loop ran to its end), and `experiment` (the
         DVC experiment name of this run; None when every stage was cached).
     """
@@ -224,9 +234,11 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
         lock_before = _lock_text(project_dir)
         for name in stage_order(0):
             stage(name, project_dir)
-        val_accuracies = [val_accuracy(paths, 0)]
-        # The near-tie rule of select_best: within one val item of the best is a tie.
-        tolerance = tie_tolerance(val_size(paths, 0))
+        # Val accuracy, or val mAP in a multilabel run (the metrics file says which).
+        val_scores = [val_score(paths, 0)]
+        metric = metric_name(paths, 0)
+        # The near-tie rule of select_best: within one val item of the best is a tie (val accuracy).
+        tolerance = tie_tolerance(val_size(paths, 0), selection_metric(read_metrics(paths, 0)))
         for gen in range(1, last + 1):
             if params.infer.num_shards > 1 and not stage_is_current(f"infer@{gen}", project_dir):
                 # The shards run as tasks (threads or Dask); `dvc repro infer@k` then
@@ -237,12 +249,12 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
             for name in round_stages(gen):
                 stage(name, project_dir)
             publish_round(project_dir, gen)
-            val_accuracies.append(val_accuracy(paths, gen))
-            decision = decide(val_accuracies, params.loop.min_gain, params.loop.patience, tolerance)
+            val_scores.append(val_score(paths, gen))
+            decision = decide(val_scores, params.loop.min_gain, params.loop.patience, tolerance, metric)
             if decision.stop:
                 logger.warning("stopping the loop: %s", decision.reason)
                 break
-        ran_until = len(val_accuracies) - 1
+        ran_until = len(val_scores) - 1
         produced = stage_order(ran_until)
         if ran_until == params.num_generations:
             stage(SELECT_BEST_STAGE, project_dir)
@@ -266,7 +278,7 @@ def noisy_student_loop(project_dir: str = ".", generations: int | None = None) -
             logger.info("every stage was cached: no new experiment")
     # From this run's own val accuracies, never from metrics files on disk (an older,
     # longer run may have left better-looking ones behind).
-    best = best_index(val_accuracies, tolerance)
+    best = best_index(val_scores, tolerance)
     table = generation_table(paths, ran_until)
     logger.info("per-generation summary (best: generation %d):\n%s", best, format_table(table))
     stopped = decision is not None and decision.stop

@@ -1,4 +1,4 @@
-"""Classification metrics for a generation's model on a split."""
+"""Classification metrics for a generation's model on a split, and the rows of its DVC plots."""
 
 from __future__ import annotations
 
@@ -38,3 +38,34 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence
     names = np.asarray(class_names, dtype=object)
     return pd.DataFrame({"actual": names[y_true], "predicted": names[y_pred]})
 
+
+
+# The row/column of the multi-label confusion plot for "not this class".
+NO_LABEL = "(none)"
+
+
+def label_set_confusion_rows(truth: np.ndarray, predicted: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """The multi-label analogue of `confusion_rows` for DVC's confusion template: one row per
+    (image, class) where the class is true or predicted. A hit is (c, c); a missed label is
+    (c, NO_LABEL); a false label is (NO_LABEL, c). truth, predicted: (N, C) bool."""
+    rows, classes = np.nonzero(truth | predicted)  # row-major: image by image, classes in order
+    names = np.asarray(class_names, dtype=object)
+    return pd.DataFrame(
+        {
+            "actual": np.where(truth[rows, classes], names[classes], NO_LABEL),
+            "predicted": np.where(predicted[rows, classes], names[classes], NO_LABEL),
+        }
+    )
+
+
+def per_class_rows(class_names: Sequence[str], ap: Sequence[float | None], per_class: dict) -> pd.DataFrame:
+    """The per-class DVC plot: ``class``, ``ap`` (empty when the class has no test positive),
+    ``f1`` and ``support``, one row per class in class order."""
+    return pd.DataFrame(
+        {
+            "class": list(class_names),
+            "ap": [np.nan if value is None else float(value) for value in ap],
+            "f1": [float(per_class[name]["f1"]) for name in class_names],
+            "support": [int(per_class[name]["support"]) for name in class_names],
+        }
+    )

@@ -112,3 +112,7 @@ class ProjectPaths:
 
     def confusion_plot(self, gen: int) -> Path:
         return self.plots_dir / f"gen{gen}" / "confusion.csv"
+
+    def per_class_plot(self, gen: int) -> Path:
+        """Per-class AP, F1 and support on test (both tasks)."""
+        return self.plots_dir / f"gen{gen}" / "per_class.csv"

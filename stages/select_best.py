@@ -1,5 +1,5 @@
-"""select_best: name the generation with the best val accuracy (a near-tie, within one val
-item, goes to the later generation), and the run's summary metrics."""
+"""select_best: name the generation with the best val accuracy (val mAP in a multilabel run;
+a near-tie, within one val item, goes to the later generation), and the run's summary metrics."""
 
 from pathlib import Path
 
@@ -25,8 +25,9 @@ def main(argv=None):
     pointer = best_pointer(paths, generations)
     write_json(summary_metrics(paths, generations, pointer), args.summary)
     write_json(pointer, args.out)
+    name, score = ("val mAP", pointer["val_map"]) if "val_map" in pointer else ("val accuracy", pointer["val_accuracy"])
     print(
-        f"select_best: generation {pointer['generation']} (val accuracy {pointer['val_accuracy']:.4f} "
+        f"select_best: generation {pointer['generation']} ({name} {score:.4f} "
         f"on {pointer['val_size']} val items; within {pointer['tie_tolerance']:.4f} counts as a tie, "
         "won by the later generation)"
     )

@@ -69,7 +69,9 @@ def test_dvc_outputs_follow_paths_module():
         assert _outputs(stages["train_student"], g, t) == [
             str(p.model_dir(gen)), str(p.live_dir(gen) / "plots" / "metrics")
         ]
-        assert _outputs(stages["evaluate"], g, t) == [str(p.metrics(gen)), str(p.confusion_plot(gen))]
+        assert _outputs(stages["evaluate"], g, t) == [
+            str(p.metrics(gen)), str(p.confusion_plot(gen)), str(p.per_class_plot(gen))
+        ]
 
 
 def test_readme_has_the_two_commands_and_ci_runs_one():
@@ -93,7 +95,7 @@ STAGE_RUNS = (
     ("train_teacher", "stages.train_teacher", ["--out", "models/gen0", "--live-dir", "dvclive/gen0"]),
     ("evaluate", "stages.evaluate", [
         "--gen", "0", "--model", "models/gen0", "--metrics", "metrics/gen0.json",
-        "--confusion", "plots/gen0/confusion.csv",
+        "--confusion", "plots/gen0/confusion.csv", "--per-class", "plots/gen0/per_class.csv",
     ]),
     ("infer", "stages.infer", ["--gen", "1", "--teacher", "models/gen0", "--out", "data/gen1/pseudo_labels"]),
     ("refine", "stages.refine", [
@@ -105,7 +107,7 @@ STAGE_RUNS = (
     ]),
     ("evaluate", "stages.evaluate", [
         "--gen", "1", "--model", "models/gen1", "--metrics", "metrics/gen1.json",
-        "--confusion", "plots/gen1/confusion.csv",
+        "--confusion", "plots/gen1/confusion.csv", "--per-class", "plots/gen1/per_class.csv",
     ]),
     ("select_best", "stages.select_best", ["--out", "models/best.json"]),
     ("report", "stages.report", ["--out", "reports", "--plots-out", "plots/loop"]),

@@ -5,12 +5,17 @@ The report::
     generation, task, rows, kept, dropped
     empty_sets: kept images whose label set is empty
     order:      rule names in the order they ran
-    rules:      one entry per rule: name, kind, matched, changed, dropped, exempted,
-                weighted, marked_keep, sets_changed (rows whose set it changed),
-                labels_added / labels_removed {class name: images}, [description],
+    rules:      one entry per rule (and built-in): name, kind (rule | builtin | corrections),
+                enabled, matched, changed, dropped, exempted, weighted, marked_keep,
+                sets_changed (rows whose set it changed), labels_added / labels_removed
+                {class name: images}, duplicated, copies_added, [per_class, groups (balance:
+                kept images per rarest-label group before it ran), description, note],
                 [precision: {added, removed, labels, drop}: {right, judged, precision}]
     labels:     {before (predicted sets, all rows), after (kept rows)}: {class name: images}
     [accuracy:  rows_with_truth, kept_with_truth, exact_match_before, exact_match_after]
+
+A whole round (`selftrain.refine.label_round`) adds ``training_rows`` (sum of copies),
+``labels.after_copies`` (kept images counted with their copies) and ``settings``.
 
 Precision and accuracy appear only when the table carries the canary ``true_labels``;
 it is read here, after refinement is finished, and never feeds back into the sets.
@@ -92,21 +97,25 @@ def format_label_report(report: dict[str, Any]) -> str:
         f"{report['kept']} kept, {report['dropped']} dropped, {report['empty_sets']} kept with no label"
     ]
     has_truth = "accuracy" in report
+    # A whole round's report (with balance's copies) shows the copies balance added.
+    has_copies = "training_rows" in report
     header = ["rule", "matched", "changed", "dropped", "exempted", "added", "removed"]
+    header += ["copies+"] if has_copies else []
     if has_truth:
         header += ["label precision", "drop precision"]
     rows = []
     for entry in report["rules"]:
         row = [
-            entry["name"],
+            entry["name"] + ("" if entry.get("enabled", True) else " (off)"),
             *(str(entry[key]) for key in ("matched", "changed", "dropped", "exempted")),
             _moves(entry["labels_added"]),
             _moves(entry["labels_removed"]),
+            *([str(entry["copies_added"])] if has_copies else []),
         ]
         if has_truth:
             row += [fraction_text(entry["precision"]["labels"]), fraction_text(entry["precision"]["drop"])]
         rows.append(row)
-    lines += text_table(header, rows, numeric={1, 2, 3, 4})
+    lines += text_table(header, rows, numeric={1, 2, 3, 4, 7})
     labels = report["labels"]
     lines.append("")
     lines += text_table(

@@ -21,7 +21,8 @@ Decisions where the issue was silent:
 The canary truth (``true_labels``, a list of class names per row, null = unknown)
 is removed before any rule runs and read only by the report's accounting
 (`selftrain.refine.label_report`).
-Built-in filters, balancing and training targets of multi-label rounds are not here.
+Built-in filters, balancing and training targets of a multi-label round are applied after
+these rules by `selftrain.refine.label_round`.
 """
 
 from __future__ import annotations
@@ -81,14 +82,22 @@ def refine_label_sets(pseudo_labels: pd.DataFrame, config: RefineConfig, context
         raise DataError(f"pseudo_labels: expected a pandas DataFrame, got {type(pseudo_labels).__name__}")
     # Firewall: nothing below this line but the report's accounting sees ground truth.
     inputs = pseudo_labels.drop(columns=[TRUTH_COLUMN, TRUTH_LABELS_COLUMN], errors="ignore").reset_index(drop=True)
-    _check_columns(config, inputs)
+    check_label_columns(config, inputs)
     sets, _ = read_label_sets(inputs, LABELS_COLUMN, config.class_names, "pseudo_labels", allow_null=False)
-    scores = _scores(inputs, config.num_classes) if _reads_scores(config) else None
+    scores = rule_scores(config, inputs)
     check_rule_types(config, inputs)
 
     state = LabelSetState.start(sets)
-    stats = [_apply_rule(rule, inputs, state, scores) for rule in config.rules]
+    stats = [apply_label_rule(rule, inputs, state, scores) for rule in config.rules]
 
+    table = label_set_table(pseudo_labels, config, state)
+    report = label_report(config, context.generation, stats, sets, state, pseudo_labels)
+    return LabelSetResult(table=table, report=report)
+
+
+def label_set_table(pseudo_labels: pd.DataFrame, config: RefineConfig, state: LabelSetState) -> pd.DataFrame:
+    """The caller's rows (same index and columns, truth removed) plus ``labels`` after the
+    rules (null when dropped) and the result columns."""
     table = pseudo_labels.copy()
     index = table.index
     after = label_lists(state.sets, config.class_names)
@@ -97,11 +106,10 @@ def refine_label_sets(pseudo_labels: pd.DataFrame, config: RefineConfig, context
     table["kept"] = pd.Series(state.kept.copy(), index=index)
     table["rules"] = _objects([list(r) for r in state.rules], index)
     table["dropped_by"] = _objects(list(state.dropped_by), index)
-    report = label_report(config, context.generation, stats, sets, state, pseudo_labels)
-    return LabelSetResult(table=table.drop(columns=[TRUTH_LABELS_COLUMN], errors="ignore"), report=report)
+    return table.drop(columns=[TRUTH_LABELS_COLUMN], errors="ignore")
 
 
-def _check_columns(config: RefineConfig, inputs: pd.DataFrame) -> None:
+def check_label_columns(config: RefineConfig, inputs: pd.DataFrame) -> None:
     """Every column a rule reads exists; a label-set key without a ``labels`` column names its rule."""
     columns = list(inputs.columns)
     for rule in config.rules:
@@ -126,11 +134,14 @@ def _check_columns(config: RefineConfig, inputs: pd.DataFrame) -> None:
         )
 
 
-def _reads_scores(config: RefineConfig) -> bool:
-    return any("score_of" in label_set_forms(rule.when) for rule in config.rules)
+def rule_scores(config: RefineConfig, inputs: pd.DataFrame) -> np.ndarray | None:
+    """(N, C) per-class probabilities when a rule reads them (``score_of``), else None."""
+    if any("score_of" in label_set_forms(rule.when) for rule in config.rules):
+        return label_probs(inputs, config.num_classes)
+    return None
 
 
-def _scores(inputs: pd.DataFrame, num_classes: int) -> np.ndarray:
+def label_probs(inputs: pd.DataFrame, num_classes: int) -> np.ndarray:
     """(N, C) per-class probabilities from ``probs``; names the first bad row."""
     scores = np.zeros((len(inputs), num_classes), dtype=np.float64)
     for i, value in enumerate(inputs["probs"].tolist()):
@@ -147,7 +158,9 @@ def _scores(inputs: pd.DataFrame, num_classes: int) -> np.ndarray:
     return scores
 
 
-def _apply_rule(rule: Rule, inputs: pd.DataFrame, state: LabelSetState, scores: np.ndarray | None) -> LabelRuleStats:
+def apply_label_rule(
+    rule: Rule, inputs: pd.DataFrame, state: LabelSetState, scores: np.ndarray | None
+) -> LabelRuleStats:
     """Evaluate one rule on the live rows and apply its actions to the matches."""
     stats = LabelRuleStats(rule.name, description=rule.description)
 

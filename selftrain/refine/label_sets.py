@@ -66,10 +66,13 @@ def _row(frame: pd.DataFrame, i: int) -> str:
 
 @dataclass
 class LabelRuleStats:
-    """What one rule did to a multi-label round: rows it hit and each label it moved."""
+    """What one rule or built-in did to a multi-label round: rows it hit and each label it moved."""
 
     name: str
     description: str = ""
+    kind: str = "rule"  # "rule", "builtin" or "corrections"
+    enabled: bool = True
+    note: str = ""
     matched: int = 0  # live rows its condition selected
     changed: int = 0  # rows that got its name appended to `rules`
     dropped: int = 0
@@ -77,6 +80,10 @@ class LabelRuleStats:
     weighted: int = 0
     marked_keep: int = 0
     sets_changed: int = 0  # rows whose label set it changed
+    duplicated: int = 0  # balance: rows whose copies it raised above 1
+    copies_added: int = 0  # balance: extra training rows it added by duplication
+    per_class: int | None = None  # balance: the resolved count per group
+    groups: dict[str, int] | None = None  # balance: kept images per group before it ran
     added: Counter = field(default_factory=Counter)  # class index -> rows it was added to
     removed: Counter = field(default_factory=Counter)  # class index -> rows it was removed from
     # For precision: (row, class) of each label moved; rows dropped and the set each carried.
@@ -89,7 +96,8 @@ class LabelRuleStats:
     def as_dict(self, class_names: tuple[str, ...]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": self.name,
-            "kind": "rule",
+            "kind": self.kind,
+            "enabled": self.enabled,
             "matched": self.matched,
             "changed": self.changed,
             "dropped": self.dropped,
@@ -99,9 +107,17 @@ class LabelRuleStats:
             "sets_changed": self.sets_changed,
             "labels_added": {class_names[c]: n for c, n in sorted(self.added.items())},
             "labels_removed": {class_names[c]: n for c, n in sorted(self.removed.items())},
+            "duplicated": self.duplicated,
+            "copies_added": self.copies_added,
         }
+        if self.per_class is not None:
+            entry["per_class"] = self.per_class
+        if self.groups is not None:
+            entry["groups"] = self.groups
         if self.description:
             entry["description"] = self.description
+        if self.note:
+            entry["note"] = self.note
         return entry
 
 
@@ -115,6 +131,7 @@ class LabelSetState:
     weight: np.ndarray  # (N,) float64
     dropped_by: list[str | None]
     rules: list[list[str]]
+    copies: np.ndarray  # (N,) int64 training copies; set by the balance built-in
 
     @classmethod
     def start(cls, sets: np.ndarray) -> "LabelSetState":
@@ -126,6 +143,7 @@ class LabelSetState:
             weight=np.ones(n, dtype=np.float64),
             dropped_by=[None] * n,
             rules=[[] for _ in range(n)],
+            copies=np.ones(n, dtype=np.int64),
         )
 
     def drop(self, mask: np.ndarray, stats: LabelRuleStats) -> np.ndarray:

@@ -8,12 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from selftrain.config import Params
-from selftrain.data import load_dataset
+from selftrain.data import Dataset, load_dataset
 from selftrain.errors import ConfigError, DataError
+from selftrain.label_columns import TRUE_LABELS_COLUMN, split_labels
 from selftrain.refine.config import parse_refine_config
 from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
+from selftrain.refine.label_corrections import read_label_corrections
+from selftrain.refine.label_round import refine_multilabel
+from selftrain.refine.label_rules import LABELS_COLUMN, LabelSetResult
 from selftrain.refine.ood_config import resolve_threshold
 from selftrain.refine.report import add_val_check
 from selftrain.refine.val_check import check_rules_on_val
@@ -39,10 +43,15 @@ def refine_round(
     ``refine.min_rule_precision`` is skipped (`selftrain.refine.val_check`).
     `corrections` is the people's corrections file (`selftrain.refine.corrections`), applied
     first; a path to a missing file means none, but still gives the report its entry.
+
+    With ``task: multilabel`` the round's label sets are refined instead
+    (`selftrain.refine.label_round`; see `_refine_label_round` for what it reads).
     """
     dataset = load_dataset(manifest)
+    if params.task == "multilabel":
+        return _refine_label_round(params, dataset, pseudo_labels, previous, gen, truth, val_predictions, corrections)
     # Validate the rules before reading any table: a bad rule fails in milliseconds.
-    config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
+    config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns, task=params.task)
     if config.min_rule_precision is not None and val_predictions is None:
         raise ConfigError(
             f"refine.min_rule_precision: set, but no val predictions to measure the rules on "
@@ -66,11 +75,63 @@ def refine_round(
     return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
 
 
-def _read_val_predictions(path: str | Path, gen: int) -> pd.DataFrame:
+def _refine_label_round(
+    params: Params,
+    dataset: Dataset,
+    pseudo_labels: str | Path,
+    previous: str | Path | None,
+    gen: int,
+    truth: str | Path | None,
+    val_predictions: str | Path | None,
+    corrections: str | Path | None,
+) -> LabelSetResult:
+    """A multi-label round from its files: the truth file's ``true_labels`` feeds the report
+    only; the val predictions are read only for ``refine.ood.quantile``.
+
+    The corrections file's ``label`` is each image's whole set there
+    (`selftrain.refine.label_corrections`). Not available in multi-label rounds yet (a named
+    error when set): ``refine.min_rule_precision`` (the val check judges one label per row).
+    """
+    # The manifest's own `labels` (the label sets) is not a metadata column rules may read.
+    extra = [c for c in dataset.metadata_columns if c != LABELS_COLUMN]
+    config = parse_refine_config(params.refine, dataset.class_names, extra, task=params.task)
+    if config.min_rule_precision is not None:
+        raise ConfigError(
+            "refine.min_rule_precision: the val check of the rules runs in multiclass rounds only; "
+            "set it to null for task multilabel"
+        )
+    pseudo_labels = Path(pseudo_labels)
+    if not pseudo_labels.exists():
+        raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
+    people = None if corrections is None else read_label_corrections(corrections, dataset.class_names)
+    table = true_label_lists(with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None))
+    prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
+    context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
+    val = None
+    if config.ood.enabled and config.ood.quantile is not None and val_predictions is not None:
+        val = _read_val_predictions(val_predictions, gen, truth_column=None)
+    config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
+    result = refine_multilabel(table, config, context, people)
+    return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
+
+
+def true_label_lists(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its joined ``true_labels`` (the truth file's "a|b" text) as lists of class
+    names, None where unknown: the form the label report reads."""
+    if TRUE_LABELS_COLUMN not in table.columns:
+        return table
+    table = table.copy()
+    table[TRUE_LABELS_COLUMN] = pd.Series(
+        [split_labels(cell) for cell in table[TRUE_LABELS_COLUMN].tolist()], index=table.index, dtype=object
+    )
+    return table
+
+
+def _read_val_predictions(path: str | Path, gen: int, truth_column: str | None = TRUTH_COLUMN) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no val predictions for round {gen}; run infer@{gen} first")
     val = pd.read_parquet(path)
-    if TRUTH_COLUMN not in val.columns:
-        raise DataError(f"{path}: missing column {TRUTH_COLUMN!r} (the val truth); has {list(val.columns)}")
+    if truth_column is not None and truth_column not in val.columns:
+        raise DataError(f"{path}: missing column {truth_column!r} (the val truth); has {list(val.columns)}")
     return val
