@@ -4,7 +4,7 @@ rows (confusion, per-class AP and F1), for either task.
 Multiclass: softmax outputs, accuracy and F1 of the argmax. Multilabel: the probability
 of class c is sigmoid(logit_c / T) (T: the model's temperature), targets are the
 manifest's ``labels`` sets, and the metrics are those of `selftrain.multilabel_metrics`
-at the thresholds infer uses (``refine.threshold`` / ``refine.class_thresholds``); the
+at the thresholds infer uses (``multilabel.threshold`` / ``multilabel.class_thresholds``); the
 val split's mAP is ``val_map``, what select_best and the gate choose by.
 """
 
@@ -22,16 +22,13 @@ from torch.nn import functional as F
 from selftrain.calibration import expected_calibration_error, nll, softmax
 from selftrain.config import Params
 from selftrain.data import Dataset
-from selftrain.errors import ConfigError, DataError
+from selftrain.errors import DataError
 from selftrain.label_columns import LABELS_COLUMN, target_matrix
 from selftrain.metrics import classification_metrics, confusion_rows, label_set_confusion_rows, per_class_rows
 from selftrain.models import Calibrated, ModelHeader
 from selftrain.multilabel_metrics import average_precision, multilabel_metrics
-from selftrain.multilabel_predictions import class_thresholds, predicted_sets
+from selftrain.multilabel_predictions import decision_thresholds, predicted_sets
 from selftrain.prediction import predict_split
-
-# refine.threshold when params.yaml leaves it out: infer's default for label sets.
-DEFAULT_LABEL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -95,28 +92,11 @@ def evaluate_generation(model: nn.Module, header: ModelHeader, dataset: Dataset,
     )
 
 
-def label_thresholds(params: Params, class_names: Sequence[str]) -> np.ndarray:
-    """Per-class thresholds (C,) of a multilabel run: ``refine.threshold``, overridden by
-    ``refine.class_thresholds`` (the thresholds infer decides the pseudo-label sets at)."""
-    refine = params.refine or {}
-    default = refine.get("threshold", DEFAULT_LABEL_THRESHOLD)
-    if default is None:
-        raise ConfigError("refine.threshold: null; task multilabel needs a threshold in (0, 1) to decide label sets")
-    overrides = {
-        (class_names[key] if isinstance(key, int) and 0 <= key < len(class_names) else key): value
-        for key, value in (refine.get("class_thresholds") or {}).items()
-    }
-    try:
-        return class_thresholds(class_names, default, overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"refine.{exc}") from None
-
-
 def _evaluate_label_sets(
     net: nn.Module, temperature: float, header: ModelHeader, dataset: Dataset, params: Params
 ) -> Evaluation:
     names = dataset.class_names
-    thresholds = label_thresholds(params, names)
+    thresholds = decision_thresholds(params, names)
     test = dataset.rows("test")
     test_targets = _label_targets(dataset, test, "test")  # (N, C) 0/1
     test_logits = predict_split(net, dataset, test, params, logits=True)  # (N, C)

@@ -9,11 +9,14 @@ does for the multi-class task.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from selftrain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from selftrain.config import Params
 
 # Probabilities are clipped this far from 0 and 1 before a log (an entropy of exactly
 # 0/1 outputs is 0, not nan).
@@ -37,6 +40,15 @@ def class_thresholds(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
             raise ConfigError(f"{key}: expected a number in (0, 1), got {value!r}")
     return np.array([float(overrides.get(name, default)) for name in class_names], dtype=np.float64)
+
+
+def decision_thresholds(params: "Params", class_names: Sequence[str]) -> np.ndarray:
+    """Per-class thresholds (C,) of a multilabel run: `multilabel.threshold`, overridden by
+    `multilabel.class_thresholds`; errors name the params key."""
+    try:
+        return class_thresholds(class_names, params.multilabel.threshold, params.multilabel.class_thresholds)
+    except ConfigError as exc:
+        raise ConfigError(f"multilabel.{exc}") from None
 
 
 def predicted_sets(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

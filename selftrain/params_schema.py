@@ -74,8 +74,24 @@ TASK_CHOICES: tuple[str, ...] = typing.get_args(Task)
 GEOMETRY_CHOICES: tuple[str, ...] = typing.get_args(Geometry)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 SECTIONS = (
-    "data", "augment", "teacher", "student", "train", "optim", "infer", "loop", "distributed", "calibration",
+    "data", "multilabel", "augment", "teacher", "student", "train", "optim", "infer", "loop", "distributed", "calibration",
 )  # fmt: skip
+
+@dataclass(frozen=True, config=SECTION)
+class MultilabelConfig:
+    """`multilabel`: the decision thresholds of a task-multilabel run's sigmoid outputs.
+
+    Infer decides each pool image's predicted label set at them (the set refine starts
+    from), and evaluate its F1 and exact match; mAP does not depend on them. A section
+    of its own, so that changing them reruns infer and evaluate and never a multiclass
+    run's stages (refine.threshold is the multiclass confidence filter).
+    """
+
+    threshold: StrictFloat = Field(0.5, gt=0.0, lt=1.0)
+    # Per class name, overriding `threshold` (checked against the class names by the
+    # stages that read them: `selftrain.multilabel_predictions.decision_thresholds`).
+    class_thresholds: dict[StrictStr, StrictFloat | StrictInt] = Field(default_factory=dict)
+
 
 @dataclass(frozen=True, config=SECTION)
 class MosaicConfig:
@@ -281,6 +297,7 @@ class Params:
     # mAP); data.source must then be digits-mosaic or a manifest with a `labels` column.
     task: Task = "multiclass"
     data: DataConfig = Field(default_factory=DataConfig)
+    multilabel: MultilabelConfig = Field(default_factory=MultilabelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

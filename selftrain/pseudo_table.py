@@ -3,7 +3,7 @@ teacher's probabilities (`selftrain.infer` streams them into the round's parts).
 
 Multi-class rows summarise a softmax (pred, confidence, margin, entropy). Multi-label
 rows (params `task: multilabel`) hold per-class sigmoid `probs` and the label set they
-predict at `refine.threshold` / `refine.class_thresholds` (`LabelSets`,
+predict at `multilabel.threshold` / `multilabel.class_thresholds` (`LabelSets`,
 `selftrain.multilabel_predictions`): pred_labels, their scores, min_margin and
 mean_binary_entropy.
 """
@@ -18,9 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from selftrain.config import Params
-from selftrain.errors import ConfigError
 from selftrain.label_columns import LABELS_COLUMN
-from selftrain.multilabel_predictions import class_thresholds, label_set_columns
+from selftrain.multilabel_predictions import decision_thresholds, label_set_columns
 from selftrain.prediction import summarize_probs
 
 # Columns of the pseudo-label table, in order; later columns only ever get added.
@@ -79,17 +78,12 @@ class LabelSets:
 def label_sets_for(params: Params, class_names: Sequence[str]) -> LabelSets | None:
     """The round's `LabelSets` in the multi-label task, None in the multi-class one.
 
-    Thresholds are `refine.threshold` (0.5 when unset) overridden per class by
-    `refine.class_thresholds`: the sets refine starts from.
+    Thresholds are `multilabel.threshold`, overridden per class by
+    `multilabel.class_thresholds`: the sets refine starts from.
     """
     if params.task != "multilabel":
         return None
-    try:
-        thresholds = class_thresholds(
-            class_names, params.refine.get("threshold", 0.5), params.refine.get("class_thresholds")
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"refine.{exc}") from None
+    thresholds = decision_thresholds(params, class_names)
     return LabelSets(tuple(class_names), tuple(float(t) for t in thresholds))
 
 

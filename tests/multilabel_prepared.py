@@ -66,7 +66,7 @@ def multilabel_params(**sections):
 
 def multilabel_raw(**sections) -> dict:
     """The shipped params.yaml in the multi-label task, shrunk for 8x8 images on the CPU;
-    `sections` update a section's keys (e.g. refine={"threshold": 0.6})."""
+    `sections` update a section's keys (e.g. multilabel={"threshold": 0.6})."""
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["task"] = "multilabel"
     raw["data"]["source"] = "digits-mosaic"

@@ -12,20 +12,21 @@ from conftest import tiny_params
 from selftrain.config import DataConfig, params_from_dict
 from selftrain.data import load_dataset, prepare_digits
 from selftrain.errors import ConfigError, DataError
-from selftrain.evaluate import evaluate_generation, label_thresholds
+from selftrain.evaluate import evaluate_generation
+from selftrain.multilabel_predictions import decision_thresholds
 from selftrain.label_columns import join_labels, target_matrix
 from selftrain.metrics import NO_LABEL
 from selftrain.models import Calibrated, ModelHeader
 from test_evaluate import ScriptedModel, one_hot_logits
 
 
-def multilabel_params(**refine):
+def multilabel_params(**thresholds):
     raw = tiny_params()
     raw["task"] = "multilabel"
     raw["data"].update(source="digits-mosaic", subset=0)
     raw["infer"]["batch_size"] = 8  # several batches per split
     raw["augment"]["device"] = "cpu"
-    raw["refine"].update(threshold=0.5, **refine)
+    raw["multilabel"].update(threshold=0.5, **thresholds)
     return params_from_dict(raw)
 
 
@@ -101,11 +102,11 @@ def test_a_manifest_without_label_sets_is_named(tmp_path):
         evaluate_generation(model, header, dataset, multilabel_params())
 
 
-def test_thresholds_come_from_refine_and_a_bad_one_names_its_key():
+def test_thresholds_come_from_the_multilabel_section_and_a_bad_one_names_its_key():
     names = ("a", "b", "c")
-    assert label_thresholds(multilabel_params(class_thresholds={"b": 0.8}), names).tolist() == [0.5, 0.8, 0.5]
-    with pytest.raises(ConfigError, match=r"refine.class_thresholds: unknown class"):
-        label_thresholds(multilabel_params(class_thresholds={"z": 0.8}), names)
+    assert decision_thresholds(multilabel_params(class_thresholds={"b": 0.8}), names).tolist() == [0.5, 0.8, 0.5]
+    with pytest.raises(ConfigError, match=r"multilabel.class_thresholds: unknown class"):
+        decision_thresholds(multilabel_params(class_thresholds={"z": 0.8}), names)
 
 
 def test_multiclass_per_class_rows_give_one_vs_rest_ap_and_f1(tmp_path):

@@ -1,5 +1,5 @@
 """Multi-label inference: the contract-3 pseudo-label table (sigmoid probs, label sets at
-refine's thresholds), its part fingerprint, the val table and the ood scores."""
+multilabel.threshold / class_thresholds), its part fingerprint, the val table and the ood scores."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def pool_table(prepared, tmp_path_factory):
     """The round's table of a calibrated (T = 2) HalfBrightness over the pool, in 2 parts."""
     out = tmp_path_factory.mktemp("round") / "pseudo_labels"
     model = Calibrated(HalfBrightness(), 2.0)
-    params = multilabel_params(refine=THRESHOLDS)
+    params = multilabel_params(multilabel=THRESHOLDS)
     results = infer_pool(model, prepared, params, 0, out, num_shards=2)
     assert [r.written for r in results] == [True, True]
     logits = predict_split(model, prepared, prepared.unlabeled(), params, logits=True)
@@ -88,14 +88,14 @@ def test_pred_labels_are_the_classes_at_their_thresholds(pool_table):
 def test_parts_are_kept_until_a_threshold_changes(pool_table, prepared):
     _, _, out = pool_table
     model = Calibrated(HalfBrightness(), 2.0)
-    kept = infer_pool(model, prepared, multilabel_params(refine=THRESHOLDS), 0, out, num_shards=2)
+    kept = infer_pool(model, prepared, multilabel_params(multilabel=THRESHOLDS), 0, out, num_shards=2)
     assert [r.written for r in kept] == [False, False]
-    changed = multilabel_params(refine={**THRESHOLDS, "threshold": 0.7})
+    changed = multilabel_params(multilabel={**THRESHOLDS, "threshold": 0.7})
     assert [r.written for r in infer_pool(model, prepared, changed, 0, out, num_shards=2)] == [True, True]
 
 
 def test_val_table_carries_the_label_sets_as_truth(prepared):
-    params = multilabel_params(refine=THRESHOLDS)
+    params = multilabel_params(multilabel=THRESHOLDS)
     table = val_prediction_table(Calibrated(HalfBrightness(), 2.0), prepared, params, 3)
     assert tuple(table.columns[: len(MULTILABEL_COLUMNS)]) == MULTILABEL_COLUMNS
     assert [list(row) for row in table["true_labels"]] == [list(LABEL_SETS[i % 4]) for i in range(8)]
@@ -110,11 +110,13 @@ def test_an_empty_table_has_the_multilabel_columns():
     assert tuple(table.columns) == MULTILABEL_COLUMNS
 
 
-def test_a_bad_threshold_names_the_refine_key():
-    with pytest.raises(ConfigError, match=r"refine\.threshold: expected a number in \(0, 1\)"):
-        label_sets_for(multilabel_params(refine={"threshold": 0.0}), CLASS_NAMES)
-    with pytest.raises(ConfigError, match=r"refine\.class_thresholds: unknown class"):
-        label_sets_for(multilabel_params(refine={"class_thresholds": {"middle": 0.5}}), CLASS_NAMES)
+def test_a_bad_threshold_names_the_multilabel_key():
+    with pytest.raises(ConfigError, match=r"multilabel\.threshold: must be > 0.0, got 0.0"):
+        multilabel_params(multilabel={"threshold": 0.0})
+    with pytest.raises(ConfigError, match=r"multilabel\.class_thresholds: unknown class"):
+        label_sets_for(multilabel_params(multilabel={"class_thresholds": {"middle": 0.5}}), CLASS_NAMES)
+    with pytest.raises(ConfigError, match=r"multilabel\.class_thresholds\.left: expected a number in \(0, 1\)"):
+        label_sets_for(multilabel_params(multilabel={"class_thresholds": {"left": 1.0}}), CLASS_NAMES)
 
 
 @pytest.mark.parametrize("kind", ["mahalanobis", "cosine"])
@@ -132,8 +134,8 @@ def test_max_prob_reads_the_largest_sigmoid():
 def test_infer_stage_writes_the_multilabel_round(prepared, tmp_path):
     from stages import infer as infer_stage
 
-    params = multilabel_params(refine=THRESHOLDS)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(multilabel_raw(refine=THRESHOLDS)))
+    params = multilabel_params(multilabel=THRESHOLDS)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(multilabel_raw(multilabel=THRESHOLDS)))
     torch.manual_seed(0)
     net = create_model(8, 1, 0.0, 0.0, 2)
     save_model(Calibrated(net, 1.5), header_for(net, params, prepared, 0, 1.5), tmp_path / "gen0")

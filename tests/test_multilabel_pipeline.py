@@ -26,7 +26,7 @@ def multilabel_params() -> dict:
     params["data"].update(source="digits-mosaic", subset=0, image_size="auto", labeled_fraction=0.2)
     params["data"]["mosaic"] = {"count": 400, "blank_share": 0.25, "seed": 0}
     # Sigmoid thresholds must lie inside (0, 1); a two-epoch teacher is unsure: keep every row.
-    params["refine"]["threshold"] = 0.3
+    params["multilabel"]["threshold"] = 0.3
     params["refine"]["balance"] = {"enabled": True}
     params["refine"]["rules"] = [
         # The example shape, on digits: a 1 beside a 7 is most often a misread 7.

@@ -4,7 +4,7 @@ entropy, agreement, balance (the multiclass order, `selftrain.refine.builtin_rul
 What each means when a row is an image with a label set:
 
 - ``ood``: as in multiclass, drop rows whose ``ood_score`` is above ``refine.ood``'s threshold.
-- ``threshold``: nothing to do here. ``refine.threshold`` and ``class_thresholds`` already
+- ``threshold``: nothing to do here. ``multilabel.threshold`` and ``class_thresholds`` already
   decided each image's set at infer (a class is in the set when its sigmoid probability
   reaches its threshold); the report lists the step, off, with that note.
 - ``margin``: ``refine.min_margin`` drops images whose ``min_margin`` (the distance of the
@@ -43,7 +43,7 @@ from selftrain.refine.ood_config import OodConfig, describe, ood_scores
 EMPTY_GROUP = "(no label)"
 THRESHOLD_NOTE = (
     "applied at infer: each image's set holds the classes whose probability reaches "
-    "refine.threshold / class_thresholds"
+    "multilabel.threshold / class_thresholds (refine.threshold is the multiclass confidence filter)"
 )
 
 

@@ -165,8 +165,6 @@ def _settings(config: RefineConfig, stats: list) -> dict:
     return {
         "soft": config.soft,
         "temperature": config.temperature,
-        "threshold": config.threshold,
-        "class_thresholds": {config.class_names[i]: t for i, t in config.class_thresholds},
         "min_margin": config.min_margin,
         "max_entropy": config.max_entropy,
         "agreement": config.agreement,
