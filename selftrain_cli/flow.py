@@ -61,8 +61,11 @@ def run_loop(args: argparse.Namespace) -> int:
 
     # A failed stage raises StageFailed (a SelftrainError): main prints its one line.
     result = noisy_student_loop(project_dir=args.project_dir, generations=args.generations)
-    print(format_table(pd.DataFrame(result["rows"], columns=list(SUMMARY_COLUMNS))))
-    print(f"best: generation {result['best_generation']} (by val accuracy among this run's generations)")
+    # A multilabel run's rows carry its mAP columns too (MULTILABEL_SUMMARY_COLUMNS).
+    rows = pd.DataFrame(result["rows"]) if result["rows"] else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    print(format_table(rows))
+    metric = "val mAP" if "val_map" in rows.columns else "val accuracy"
+    print(f"best: generation {result['best_generation']} (by {metric} among this run's generations)")
     if result["stop_reason"]:
         print(f"stopped after generation {result['stopped_after']}: {result['stop_reason']}")
     if result["experiment"]:

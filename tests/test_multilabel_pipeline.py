@@ -94,3 +94,5 @@ def test_inspect_and_report_read_the_rounds(multilabel_project):
     assert {row["label"] for row in tables["label_counts"]} == set(CLASSES)
     report = multilabel_project / "reports/round1.html"
     assert 'id="cooccurrence-figure"' in report.read_text()
+    index = (multilabel_project / "reports/index.html").read_text()
+    assert "test mAP and micro-F1 per generation" in index and "val_map is what the gate" in index

@@ -12,15 +12,21 @@ from selftrain.report.plot_data import CONFIDENCE_BINS
 
 
 def generation_figure(generations: pd.DataFrame) -> Figure:
-    """Test accuracy and macro-F1 (and kept pseudo-label accuracy where known) per generation."""
+    """Test accuracy and macro-F1 (and kept pseudo-label accuracy where known) per generation;
+    in a multilabel run test mAP, micro-F1 and the share of kept sets exactly right."""
     figure = Figure(figsize=(6, 3.5))
     axes = figure.add_subplot()
     x = generations["generation"].to_numpy()
-    axes.plot(x, generations["test_accuracy"].astype(float), marker="o", label="test accuracy")
-    axes.plot(x, generations["macro_f1"].astype(float), marker="s", label="test macro-F1")
-    pseudo = generations["pseudo_accuracy"].astype(float)
-    if pseudo.notna().any():
-        axes.plot(x, pseudo, marker="^", linestyle="--", label="kept pseudo-label accuracy")
+    if "test_map" in generations.columns:  # a multilabel run: mAP, micro-F1, exact match of kept sets
+        curves = (("test_map", "o", "-", "test mAP"), ("micro_f1", "s", "-", "test micro-F1"),
+                  ("pseudo_exact_match", "^", "--", "kept label sets exactly right"))  # fmt: skip
+    else:
+        curves = (("test_accuracy", "o", "-", "test accuracy"), ("macro_f1", "s", "-", "test macro-F1"),
+                  ("pseudo_accuracy", "^", "--", "kept pseudo-label accuracy"))  # fmt: skip
+    for column, marker, style, label in curves:
+        values = generations[column].astype(float)
+        if values.notna().any():
+            axes.plot(x, values, marker=marker, linestyle=style, label=label)
     axes.set_xlabel("generation (0 = teacher)")
     axes.set_xticks(x)
     axes.set_ylim(0, 1.02)

@@ -105,9 +105,11 @@ def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
     for column in ("width", "depth", "pseudo_kept", "val_size"):
         generations[column] = pd.array(generations[column].tolist(), dtype="Int64")
     figure = generation_figure(generations)
-    curve = figure_html(figure, "test accuracy and macro-F1 per generation", "generation-curve")
+    metric = "val_map" if "val_map" in generations.columns else "val_accuracy"
+    alt = "test mAP and micro-F1" if metric == "val_map" else "test accuracy and macro-F1"
+    curve = figure_html(figure, f"{alt} per generation", "generation-curve")
     caption = (
-        "Per-generation summary (generation 0 is the teacher); val_accuracy is what the gate and "
+        f"Per-generation summary (generation 0 is the teacher); {metric} is what the gate and "
         "select_best decide on, over val_size images"
     )
     return curve + table_html(generations, caption, "generation-table")
