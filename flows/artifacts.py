@@ -16,7 +16,11 @@ from selftrain.report.markup import round_page_name
 
 
 def class_mix_records(summary: dict[str, pd.DataFrame]) -> list[dict]:
-    """Per class: teacher predictions, kept, dropped, and canary precision where truth is known."""
+    """Per class: teacher predictions, kept, dropped, and canary precision where truth is known;
+    in a multilabel round per label: images with it in the teacher's sets and after the rules."""
+    if "label_counts" in summary:
+        counts = summary["label_counts"]
+        return counts.astype(object).where(counts.notna(), None).to_dict(orient="records")
     mix = summary["class_counts"]
     canary = summary["canary_classes"]
     if not canary.empty and "precision" in canary.columns:
@@ -36,17 +40,30 @@ def _model_size(metrics: dict) -> str:
 def round_markdown(paths: ProjectPaths, gen: int, summary: dict[str, pd.DataFrame]) -> str:
     metrics = json.loads(paths.metrics(gen).read_text()) if paths.metrics(gen).exists() else {}
     lines = [f"# Round {gen}", ""]
-    if metrics:
+    if metrics.get("task") == "multilabel":
+        lines += [
+            f"- test mAP: **{_ratio(metrics.get('map'))}**, micro-F1 {_ratio(metrics.get('micro_f1'))}, "
+            f"val mAP {_ratio(metrics.get('val_map'))}",
+            f"- model: {_model_size(metrics)}, {metrics['num_parameters']:,} parameters",
+        ]
+    elif metrics:
         lines += [
             f"- test accuracy: **{metrics['accuracy']:.4f}**, macro-F1 {metrics['macro_f1']:.4f}",
             f"- model: {_model_size(metrics)}, {metrics['num_parameters']:,} parameters",
         ]
     lines.append(f"- report page: `{paths.reports_dir / round_page_name(gen)}` (after `selftrain report`)")
-    for title, key in (("Rule hits", "rules"), ("Canary", "canary_overall")):
+    for title, key in (
+        ("Rule hits", "rules"), ("Canary", "canary_overall"),
+        ("Overview", "label_overview"), ("Rule hits on label sets", "label_rules"),
+    ):  # fmt: skip
         frame = summary.get(key)
         if frame is not None and not frame.empty:
             lines += ["", f"## {title}", "", frame.to_markdown(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @task(task_run_name="publish round {gen}")

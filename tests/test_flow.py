@@ -275,3 +275,25 @@ def test_gate_stops_a_planted_regression(tmp_path):
     assert result["best_generation"] == best_index(vals[:2], tie_tolerance(size))
     # select_best depends on every generation in params.yaml: a stopped run does not run it.
     assert not (project / "models/best.json").exists()
+
+
+def test_multilabel_flow_gates_and_chooses_by_val_map(tmp_path):
+    from test_multilabel_pipeline import multilabel_params
+
+    params = multilabel_params()
+    # A student must beat its teacher's val mAP by half a point, else the loop stops.
+    params["loop"].update(min_gain=0.005, patience=1)
+    project = make_project(tmp_path / "project", params)
+    result = noisy_student_loop(project_dir=str(project), return_state=True).result()
+    val_map = {
+        gen: json.loads((project / f"metrics/gen{gen}.json").read_text())["val_map"]
+        for gen in range(len(result["rows"]))
+    }
+    for row in result["rows"]:
+        assert row["val_map"] == val_map[row["generation"]] and row["test_map"] is not None
+    assert val_map[result["best_generation"]] == max(val_map.values())
+    # The gate compared val mAP: generation 1 either beat the teacher by min_gain or stopped the loop.
+    gained = val_map[1] - val_map[0] > 0.005
+    assert (result["stopped_after"] is None) == gained, (val_map, result["stop_reason"])
+    if not gained:
+        assert "val mAP" in result["stop_reason"]
