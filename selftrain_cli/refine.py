@@ -28,7 +28,7 @@ def preview(args: argparse.Namespace) -> int:
 
     from selftrain.config import apply_overrides, params_from_dict, read_raw_params
     from selftrain.paths import ProjectPaths
-    from selftrain.refine import format_report, refine_round
+    from selftrain.refine import format_label_report, format_report, refine_round
 
     if not args.dry_run:
         raise ConfigError("selftrain refine only previews (--dry-run); `dvc repro refine@K` writes")
@@ -47,5 +47,6 @@ def preview(args: argparse.Namespace) -> int:
         params, paths.manifest, paths.pseudo_labels(args.gen), paths.pseudo_labels(args.gen - 1), args.gen,
         paths.truth, val_predictions if val_predictions.exists() else None, paths.corrections,
     )
-    print(format_report(result.report))
+    multilabel = result.report.get("task") == "multilabel"
+    print(format_label_report(result.report) if multilabel else format_report(result.report))
     return 0

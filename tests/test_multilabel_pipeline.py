@@ -96,3 +96,16 @@ def test_inspect_and_report_read_the_rounds(multilabel_project):
     assert 'id="cooccurrence-figure"' in report.read_text()
     index = (multilabel_project / "reports/index.html").read_text()
     assert "test mAP and micro-F1 per generation" in index and "val_map is what the gate" in index
+
+
+def test_refine_dry_run_previews_a_label_set_rule(multilabel_project, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: drop-crowded, when: {labels_count: {op: '>=', value: 3}}, drop: true}\n"
+    )
+    proc = run(
+        [sys.executable, "-m", "selftrain_cli", "refine", "--gen", "1", "--dry-run", "--rules-file", str(rules)],
+        cwd=multilabel_project,
+    )
+    assert "refine (multilabel), generation 1" in proc.stdout
+    assert "drop-crowded" in proc.stdout
