@@ -41,7 +41,10 @@ from selftrain.generation_deps import generation_deps, GENERATION_DEPS, PER_GENE
 from selftrain.inspection.label_set_tables import set_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw", "weights")
+PROJECT_FILES = (
+    "selftrain", "stages", "flows", "selftrain_cli", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw",
+    "data/corrections.csv", "weights",
+)
 CLASSES = [str(d) for d in range(10)]
 
 

@@ -43,11 +43,23 @@ def review_command(args: argparse.Namespace) -> int:
     chosen = [name for name, present in given.items() if present]
     if len(chosen) != 1:
         raise ConfigError(f"review needs exactly one of --gen K, --apply QUEUE_CSV, --promote; got {chosen or 'none'}")
+    _refuse_label_sets(paths)
     if args.apply:
         return _apply(paths, Path(args.apply))
     if args.promote:
         return _promote(paths, Path(args.project_dir), args.params)
     return _queue(paths, args.gen, args.by, args.top)
+
+
+def _refuse_label_sets(paths) -> None:
+    """The queue, its page, --apply and --promote read one label per item: not a multilabel run's sets."""
+    from selftrain.data import load_dataset
+
+    if paths.manifest.exists() and load_dataset(paths.manifest).is_multilabel:
+        raise ConfigError(
+            f"review: {paths.manifest} holds label sets (task multilabel); the review queue is multiclass only. "
+            f"Correct an image's set in {paths.corrections} by hand (item_id, label = a|b, or drop)"
+        )
 
 
 def _queue(paths, gen: int, by: str, top: int) -> int:

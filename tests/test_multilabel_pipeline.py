@@ -109,3 +109,10 @@ def test_refine_dry_run_previews_a_label_set_rule(multilabel_project, tmp_path):
     )
     assert "refine (multilabel), generation 1" in proc.stdout
     assert "drop-crowded" in proc.stdout
+
+
+def test_review_queue_refuses_label_sets_with_one_line(multilabel_project):
+    proc = run([sys.executable, "-m", "selftrain_cli", "review", "--gen", "1"], cwd=multilabel_project, check=False)
+    assert proc.returncode != 0
+    assert "the review queue is multiclass only" in proc.stderr
+    assert "Traceback" not in proc.stderr
