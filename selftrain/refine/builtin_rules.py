@@ -6,7 +6,6 @@ runs them in this order (see `selftrain.refine.engine`).
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 
 from selftrain.refine.config import RefineConfig
 from selftrain.refine.report import RuleStats
-from selftrain.refine.state import RowState
+from selftrain.refine.state import RowState, cap_and_duplicate
 
 
 def apply_threshold(config: RefineConfig, confidence: np.ndarray, state: RowState) -> RuleStats:
@@ -75,35 +74,8 @@ def apply_balance(config: RefineConfig, confidence: np.ndarray, state: RowState)
     state.copies[:] = state.kept.astype(np.int64)
     if not config.balance.enabled:
         return stats
-    counts = np.bincount(state.labels[state.kept], minlength=config.num_classes)
-    present = counts[counts > 0]
-    if present.size == 0:
-        stats.note = "no rows kept"
-        return stats
-    per_class = config.balance.per_class or int(math.ceil(np.median(present)))
-    stats.per_class = per_class
-    changed = np.zeros(len(state.kept), dtype=bool)
-    for class_index in range(config.num_classes):
-        rows = np.flatnonzero(state.kept & (state.labels == class_index))
-        if rows.size == 0 or rows.size == per_class:
-            continue
-        # Exempt rows first, then most confident, then input order: deterministic.
-        order = rows[np.lexsort((rows, -confidence[rows], ~state.exempt[rows]))]
-        if rows.size > per_class:
-            surplus = np.zeros(len(state.kept), dtype=bool)
-            surplus[order[per_class:]] = True
-            changed |= state.drop(surplus, stats)
-        else:
-            each, extra = divmod(per_class, rows.size)
-            state.copies[rows] = each
-            state.copies[order[:extra]] += 1
-            stats.copies_added += per_class - rows.size
-            duplicated = np.zeros(len(state.kept), dtype=bool)
-            duplicated[rows[state.copies[rows] > 1]] = True
-            stats.duplicated += int(duplicated.sum())
-            changed |= duplicated
-    state.copies[~state.kept] = 0
-    stats.matched = int(changed.sum())
-    state.note(changed, stats)
+    groups = np.where(state.kept, state.labels, -1)
+    cap_and_duplicate(
+        groups, config.num_classes, config.balance.per_class, confidence, state, stats, "no rows kept"
+    )
     return stats
-

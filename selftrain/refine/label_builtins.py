@@ -29,7 +29,6 @@ What each means when a row is an image with a label set:
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -38,6 +37,7 @@ import pandas as pd
 from selftrain.refine.config import RefineConfig
 from selftrain.refine.label_sets import LabelRuleStats, LabelSetState
 from selftrain.refine.ood_config import OodConfig, describe, ood_scores
+from selftrain.refine.state import cap_and_duplicate
 
 # The group name of images whose set is empty, in the report's `groups`.
 EMPTY_GROUP = "(no label)"
@@ -132,33 +132,5 @@ def apply_balance(
     groups = rarest_label_groups(state.sets, state.kept)
     counts = np.bincount(groups[state.kept], minlength=len(names))
     stats.groups = {names[g]: int(n) for g, n in enumerate(counts.tolist()) if n}
-    present = counts[counts > 0]
-    if present.size == 0:
-        stats.note = "no images kept"
-        return stats
-    per_class = config.balance.per_class or int(math.ceil(np.median(present)))
-    stats.per_class = per_class
-    changed = np.zeros(len(state.kept), dtype=bool)
-    for group in range(len(names)):
-        rows = np.flatnonzero(groups == group)
-        if rows.size == 0 or rows.size == per_class:
-            continue
-        # Exempt rows first, then most certain, then input order: deterministic.
-        order = rows[np.lexsort((rows, -certainty[rows], ~state.exempt[rows]))]
-        if rows.size > per_class:
-            surplus = np.zeros(len(state.kept), dtype=bool)
-            surplus[order[per_class:]] = True
-            changed |= state.drop(surplus, stats)
-        else:
-            each, extra = divmod(per_class, rows.size)
-            state.copies[rows] = each
-            state.copies[order[:extra]] += 1
-            stats.copies_added += per_class - rows.size
-            duplicated = np.zeros(len(state.kept), dtype=bool)
-            duplicated[rows[state.copies[rows] > 1]] = True
-            stats.duplicated += int(duplicated.sum())
-            changed |= duplicated
-    state.copies[~state.kept] = 0
-    stats.matched = int(changed.sum())
-    state.note(changed, stats)
+    cap_and_duplicate(groups, len(names), config.balance.per_class, certainty, state, stats, "no images kept")
     return stats

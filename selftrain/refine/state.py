@@ -6,6 +6,7 @@ rule's `RuleStats`, so the report accounts for every change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,3 +82,41 @@ def weight_and_keep(rule, state, matched: np.ndarray, stats) -> np.ndarray:
         stats.marked_keep = int(newly.sum())
         changed |= newly
     return changed
+
+
+def cap_and_duplicate(
+    groups: np.ndarray, num_groups: int, per_class: int | None, certainty: np.ndarray, state, stats, empty_note: str
+) -> None:
+    """Balancing, for either task's state: groups (N,) (index per kept row, -1 for dropped
+    rows) above `per_class` lose their least certain rows; groups below it raise their rows'
+    `copies` up to it. `per_class` None: the median size of the non-empty groups, rounded up.
+    Exempt rows are cut last; ties go by input order, so the result is deterministic."""
+    counts = np.bincount(groups[groups >= 0], minlength=num_groups)
+    present = counts[counts > 0]
+    if present.size == 0:
+        stats.note = empty_note
+        return
+    per_class = per_class or int(math.ceil(np.median(present)))
+    stats.per_class = per_class
+    changed = np.zeros(len(state.kept), dtype=bool)
+    for group in range(num_groups):
+        rows = np.flatnonzero(groups == group)
+        if rows.size == 0 or rows.size == per_class:
+            continue
+        order = rows[np.lexsort((rows, -certainty[rows], ~state.exempt[rows]))]
+        if rows.size > per_class:
+            surplus = np.zeros(len(state.kept), dtype=bool)
+            surplus[order[per_class:]] = True
+            changed |= state.drop(surplus, stats)
+        else:
+            each, extra = divmod(per_class, rows.size)
+            state.copies[rows] = each
+            state.copies[order[:extra]] += 1
+            stats.copies_added += per_class - rows.size
+            duplicated = np.zeros(len(state.kept), dtype=bool)
+            duplicated[rows[state.copies[rows] > 1]] = True
+            stats.duplicated += int(duplicated.sum())
+            changed |= duplicated
+    state.copies[~state.kept] = 0
+    stats.matched = int(changed.sum())
+    state.note(changed, stats)
