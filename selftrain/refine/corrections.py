@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from selftrain.refine.report import RuleStats
 from selftrain.refine.state import RowState
 
 CORRECTIONS_COLUMNS = ("item_id", "label", "note")
+T = TypeVar("T")
 DROP = "drop"
 RULE_NAME = "corrections"
 # Codes of a row's correction: no correction, drop; class indices are >= 0.
@@ -60,21 +62,16 @@ def read_csv_text(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read CSV: {type(exc).__name__}: {exc}") from None
 
 
-def read_corrections(path: str | Path | None, class_names: tuple[str, ...]) -> Corrections:
-    """Read and check the corrections file; a missing file (or None) is no corrections.
-
-    Raises:
-        DataError: one line per bad row (file, line, value): an unknown label, an empty or
-            repeated item_id; or a missing column.
-    """
-    if path is None or not Path(path).exists():
-        return Corrections(source=str(path or ""))
-    path = Path(path)
+def read_correction_rows(path: Path, parse_label_cell: Callable[[str], T]) -> tuple[dict[str, T], dict[str, int]]:
+    """({item_id: parsed label}, {item_id: line}) of a corrections file, for either task:
+    `parse_label_cell` turns a `label` cell into the task's value and raises ValueError
+    with what is wrong. Every bad row is collected into one DataError, a line per row
+    (file, line, value): an empty or repeated item_id, a label the parser refuses."""
     table = read_csv_text(path)
     missing = [c for c in ("item_id", "label") if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; expected columns {list(CORRECTIONS_COLUMNS)}")
-    labels: dict[str, int | None] = {}
+    labels: dict[str, T] = {}
     first_line: dict[str, int] = {}
     errors = []
     for i, (item_id, label) in enumerate(zip(table["item_id"], table["label"])):
@@ -88,11 +85,25 @@ def read_corrections(path: str | Path | None, class_names: tuple[str, ...]) -> C
             continue
         first_line[item_id] = line
         try:
-            labels[item_id] = parse_label(label, class_names)
+            labels[item_id] = parse_label_cell(label)
         except ValueError as exc:
             errors.append(f"{path}: line {line}: {exc}")
     if errors:
         raise DataError("\n".join(errors))
+    return labels, first_line
+
+
+def read_corrections(path: str | Path | None, class_names: tuple[str, ...]) -> Corrections:
+    """Read and check the corrections file; a missing file (or None) is no corrections.
+
+    Raises:
+        DataError: one line per bad row (file, line, value): an unknown label, an empty or
+            repeated item_id; or a missing column.
+    """
+    if path is None or not Path(path).exists():
+        return Corrections(source=str(path or ""))
+    path = Path(path)
+    labels, first_line = read_correction_rows(path, lambda label: parse_label(label, class_names))
     return Corrections(labels=labels, source=str(path), lines=first_line)
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from selftrain.errors import DataError
 from selftrain.label_columns import split_labels
-from selftrain.refine.corrections import DROP, RULE_NAME, read_csv_text
+from selftrain.refine.corrections import DROP, RULE_NAME, read_correction_rows
 from selftrain.refine.label_sets import LabelRuleStats, LabelSetState
 
 
@@ -42,39 +41,23 @@ def read_label_corrections(path: str | Path | None, class_names: tuple[str, ...]
     if path is None or not Path(path).exists():
         return LabelCorrections(sets={}, source=str(path or ""))
     path = Path(path)
-    table = read_csv_text(path)
-    missing = [c for c in ("item_id", "label") if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected columns ['item_id', 'label', 'note']")
     index = {name: i for i, name in enumerate(class_names)}
-    sets: dict[str, np.ndarray | None] = {}
-    first_line: dict[str, int] = {}
-    errors = []
-    for i, (item_id, label) in enumerate(zip(table["item_id"], table["label"])):
-        line = i + 2  # the header is line 1, as a text editor counts
-        item_id = item_id.strip()
-        if not item_id:
-            errors.append(f"{path}: line {line}: empty item_id")
-            continue
-        if item_id in first_line:
-            errors.append(f"{path}: line {line}: item_id {item_id!r} repeats line {first_line[item_id]}")
-            continue
-        first_line[item_id] = line
+
+    def label_set(label: str) -> np.ndarray | None:
         if label.strip() == DROP:
-            sets[item_id] = None
-            continue
-        row = np.zeros(len(class_names), dtype=bool)
-        unknown = [name for name in split_labels(label) if name not in index]
+            return None
+        names = split_labels(label)
+        unknown = [name for name in names if name not in index]
         if unknown:
-            errors.append(
-                f"{path}: line {line}: label {unknown[0]!r} is not a class; expected class names joined "
+            raise ValueError(
+                f"label {unknown[0]!r} is not a class; expected class names joined "
                 f"by '|' from {list(class_names)}, or {DROP!r}"
             )
-            continue
-        row[[index[name] for name in split_labels(label)]] = True
-        sets[item_id] = row
-    if errors:
-        raise DataError("\n".join(errors))
+        row = np.zeros(len(class_names), dtype=bool)
+        row[[index[name] for name in names]] = True
+        return row
+
+    sets, _ = read_correction_rows(path, label_set)
     return LabelCorrections(sets=sets, source=str(path))
 
 
