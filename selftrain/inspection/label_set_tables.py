@@ -17,6 +17,7 @@ import pandas as pd
 
 from selftrain.inspection.rounds import RoundData
 from selftrain.inspection.views import kept_mask, ratio, rules_lists
+from selftrain.refine.label_report import exact_match_share
 from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels
 
 PREDICTED_COLUMN = "pred_labels"
@@ -97,9 +98,9 @@ def label_overview(
         items.append(("sets_changed_by_rules", int((kept & (after != predicted).any(axis=1)).sum())))
     items.append(("images_with_truth", 0 if known is None else int(known.sum())))
     if truth is not None and known is not None:
-        items.append(("exact_match_teacher", _exact(predicted, truth, known)))
+        items.append(("exact_match_teacher", exact_match_share(predicted, truth, known)))
         if kept is not None and after is not None:
-            items.append(("exact_match_kept", _exact(after, truth, known & kept)))
+            items.append(("exact_match_kept", exact_match_share(after, truth, known & kept)))
     return pd.DataFrame(items, columns=["item", "value"])
 
 
@@ -193,12 +194,6 @@ def _precision_recall(sets: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> 
     precision = [ratio(a, b) for a, b in zip(tp, s.sum(axis=0))]
     recall = [ratio(a, b) for a, b in zip(tp, t.sum(axis=0))]
     return precision, recall
-
-
-def _exact(sets: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> float | None:
-    if not rows.any():
-        return None
-    return float((sets[rows] == truth[rows]).all(axis=1).mean())
 
 
 def _moves(counts: dict) -> str:

@@ -77,13 +77,13 @@ def label_report(
         report["accuracy"] = {
             "rows_with_truth": int(known.sum()),
             "kept_with_truth": int(kept_known.sum()),
-            "exact_match_before": _exact(before, truth, known),
-            "exact_match_after": _exact(state.sets, truth, kept_known),
+            "exact_match_before": exact_match_share(before, truth, known),
+            "exact_match_after": exact_match_share(state.sets, truth, kept_known),
         }
     return report
 
 
-def _exact(sets: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> float | None:
+def exact_match_share(sets: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> float | None:
     """Share of `rows` whose (C,) set equals the true set exactly."""
     if not rows.any():
         return None
