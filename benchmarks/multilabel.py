@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.accuracy import load_records, mean_std, save_record
-from selftrain.generation_deps import generation_deps, GENERATION_DEPS, PER_GENERATION
+from selftrain.generation_deps import with_generation_deps
 from selftrain.inspection.label_set_tables import set_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +79,7 @@ def make_project(dest: Path, params: dict) -> Path:
             dest.joinpath(name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    for stage in GENERATION_DEPS:
-        deps = pipeline["stages"][stage]["deps"]
-        first = next(i for i, d in enumerate(deps) if PER_GENERATION.match(d))
-        others = [d for d in deps if not PER_GENERATION.match(d)]
-        pipeline["stages"][stage]["deps"] = others[:first] + generation_deps(stage, params["evaluate_generations"]) + others[first:]
+    pipeline = with_generation_deps(yaml.safe_load((ROOT / "dvc.yaml").read_text()), params["evaluate_generations"])
     (dest / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     _run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], dest)
     return dest

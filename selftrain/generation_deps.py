@@ -64,3 +64,16 @@ def check_generation_deps(dvc_yaml: str | Path, generations: list[int]) -> None:
 
 
 __all__ = ["GENERATION_DEPS", "PER_GENERATION", "check_generation_deps", "generation_deps"]
+
+
+def with_generation_deps(pipeline: dict, generations: list[int]) -> dict:
+    """A parsed dvc.yaml with select_best's and report's per-generation deps listed for
+    `generations` (what a user edits with the generation count), in place of the ones it had."""
+    for stage in GENERATION_DEPS:
+        deps = pipeline["stages"][stage]["deps"]
+        first = next((i for i, d in enumerate(deps) if PER_GENERATION.match(d)), None)
+        if first is None:  # a dvc.yaml that lists no per-generation files: nothing to match
+            continue
+        others = [d for d in deps if not PER_GENERATION.match(d)]
+        pipeline["stages"][stage]["deps"] = others[:first] + generation_deps(stage, generations) + others[first:]
+    return pipeline

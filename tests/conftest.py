@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selftrain.generation_deps import GENERATION_DEPS, PER_GENERATION, generation_deps
+from selftrain.generation_deps import with_generation_deps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a project copy needs to run the pipeline (no data, no models: those are made).
@@ -56,16 +56,7 @@ def pipeline_for(params: dict) -> dict:
     """The repository's dvc.yaml with select_best's and report's per-generation deps
     listed for the generations in `params` (what a user edits with the generation count)."""
     pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
-    for stage, _ in GENERATION_DEPS.items():
-        deps = pipeline["stages"][stage]["deps"]
-        first = next((i for i, d in enumerate(deps) if PER_GENERATION.match(d)), None)
-        if first is None:  # a dvc.yaml that lists no per-generation files: nothing to match
-            continue
-        others = [d for d in deps if not PER_GENERATION.match(d)]
-        pipeline["stages"][stage]["deps"] = (
-            others[:first] + generation_deps(stage, params["evaluate_generations"]) + others[first:]
-        )
-    return pipeline
+    return with_generation_deps(pipeline, params["evaluate_generations"])
 
 
 def write_params(project: Path, params: dict) -> None:
