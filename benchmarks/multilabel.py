@@ -179,24 +179,27 @@ def cooccurrence_errors(project: Path, gen: int) -> str:
 
 
 def markdown_table(records: list[dict]) -> str:
-    """Mean ± std over seeds per (arm, rules) and generation: test mAP, micro-F1, exact match, val mAP."""
+    """Mean ± std over seeds per (arm, rules, labeled share, overrides) and generation: test
+    mAP, micro-F1, exact match, val mAP. The ceiling labels 0.99 whatever --fraction said."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        groups.setdefault((record["arm"], record["rules_name"], record["fraction"]), []).append(record)
+        fraction = 0.99 if record["arm"] == "ceiling" else record["fraction"]
+        key = (record["arm"], record["rules_name"], fraction, ", ".join(record.get("overrides", [])) or "-")
+        groups.setdefault(key, []).append(record)
     lines = [
-        "| arm | rules | labeled | gen | seeds | test mAP | micro-F1 | exact match | val mAP | kept label precision |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | rules | labeled | overrides | gen | seeds | test mAP | micro-F1 | exact match | val mAP | kept label precision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (arm, rules, fraction), group in sorted(groups.items()):
+    for (arm, rules, fraction, overrides), group in sorted(groups.items()):
         gens = sorted({g["generation"] for r in group for g in r["generations"]})
         for gen in gens:
             entries = [g for r in group for g in r["generations"] if g["generation"] == gen]
-            pct = lambda key: mean_std([None if e.get(key) is None else 100 * e[key] for e in entries])  # noqa: E731
+            pct = lambda key: mean_std([e.get(key) for e in entries], places=1)  # noqa: E731 (mean_std is in percent)
             precision = mean_std(
-                [100 * e["round"]["label_precision_after"] for e in entries if e.get("round") and e["round"]["label_precision_after"] is not None]
+                [e["round"]["label_precision_after"] for e in entries if e.get("round")], places=1
             ) if gen else "-"
             lines.append(
-                f"| {arm} | {rules} | {fraction} | {gen} | {len(entries)} | {pct('map')} | {pct('micro_f1')} | "
+                f"| {arm} | {rules} | {fraction} | {overrides} | {gen} | {len(entries)} | {pct('map')} | {pct('micro_f1')} | "
                 f"{pct('exact_match')} | {pct('val_map')} | {precision} |"
             )
     return "\n".join(lines)

@@ -144,6 +144,19 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
         return record
 
 
+def _arm(record: dict) -> tuple:
+    """A table row: the variant, and for filtered runs the OOD score and quantile they used
+    (clean and contaminated runs do not depend on them)."""
+    if record["variant"] != "filtered":
+        return (record["variant"], "", 0.0)
+    return (record["variant"], record["score"], record["quantile"])
+
+
+def _record_key(record: dict) -> tuple:
+    """One record per arm, seed, labeled fraction and OOD share: a rerun replaces its own."""
+    return (*_arm(record), record["seed"], record["fraction"], record["share"])
+
+
 def _best(record: dict) -> dict:
     """The student generation select_best's rule (`gate.best_index`, near-ties to the later)
     names; the OOD share kept is a student round's, so the teacher is not a candidate."""
@@ -156,12 +169,12 @@ def markdown_table(records: list[dict]) -> str:
     """Per variant: seeds, best generation's test accuracy (by val), share of OOD images kept (%)."""
     head = ["pool", "refine.ood", "seeds", "best-generation test accuracy", "OOD kept (best gen)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for variant in VARIANTS:
-        rows = sorted((r for r in records if r["variant"] == variant), key=lambda r: r["seed"])
-        if not rows:
-            continue
+    arms = sorted({_arm(r) for r in records}, key=lambda arm: (VARIANTS.index(arm[0]), arm[1:]))
+    for arm in arms:
+        rows = sorted((r for r in records if _arm(r) == arm), key=lambda r: r["seed"])
         best = [_best(r) for r in rows]
-        setting = "off" if variant != "filtered" else f"{rows[0]['score']}, quantile {rows[0]['quantile']}"
+        variant = arm[0]
+        setting = "off" if variant != "filtered" else f"{arm[1]}, quantile {arm[2]}"
         cells = [variant, setting, ",".join(str(r["seed"]) for r in rows)]
         cells += [mean_std([b[k] for b in best], places=1) for k in ("test_accuracy", "ood_kept_share")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -175,7 +188,11 @@ def main(argv=None) -> int:
     p.add_argument("--score", default="mahalanobis", help="infer.ood_score of the filtered runs")
     p.add_argument("--quantile", type=float, default=0.95, help="refine.ood.quantile of the filtered runs")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="runs per seed")
+    p.add_argument("--table-only", action="store_true", help="print the table of --out and run nothing")
     args = p.parse_args(argv)
+    if args.table_only:
+        print(markdown_table(load_records(Path(args.out))))
+        return 0
     raw = read_raw_params(args.params)
     filtered = (f"infer.ood_score={args.score}", "refine.ood.enabled=true", f"refine.ood.quantile={args.quantile}")
     out = Path(args.out)
@@ -191,7 +208,7 @@ def main(argv=None) -> int:
                 quantile=args.quantile, overrides=list(overrides),
                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            save_record(out, record, key=lambda r: (r["variant"], r["seed"], r["fraction"], r["share"]))
+            save_record(out, record, key=_record_key)
     print(markdown_table(load_records(out)))
     return 0
 
