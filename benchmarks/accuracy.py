@@ -163,7 +163,7 @@ def train_ceiling(dataset: Dataset, params: Params) -> float:
     cfg = params.student
     model = create_model(width, depth, cfg.dropout, cfg.drop_path, dataset.num_classes)
     options = FitOptions(
-        epochs=params.generations[gen].epochs or cfg.epochs,
+        epochs=params.student_epochs(gen),
         lr=params.generations[gen].lr or cfg.lr,
         batch_size=round(cfg.batch_size * (1 + cfg.batch_ratio)),
         image_size=input_size(dataset, params.data),

@@ -10,7 +10,8 @@ against the canary (`rules_report.json` accuracy) and each rule's hits.
 - ``--arm loop`` (the default): the loop as params say, with the rules of ``--rules``
   (a YAML list in params' `refine.rules` shape) or none.
 - ``--arm ceiling``: the teacher alone with every non-test mosaic labeled
-  (labeled fraction 0.99: a few must stay unlabeled for the pool).
+  (labeled fraction 0.99 - val_fraction: val is drawn from the same pool first, and a few
+  mosaics must stay unlabeled for the pool).
 - ``--inspect``: after the run, print the teacher's co-occurrence errors on the
   unlabeled pool (predicted pairs vs true pairs), from which a rule is written.
 
@@ -48,6 +49,11 @@ PROJECT_FILES = (
 CLASSES = [str(d) for d in range(10)]
 
 
+def ceiling_fraction(data: dict) -> float:
+    """The largest labeled share data params accept: labeled + val just under the whole pool."""
+    return round(0.99 - data.get("val_fraction", 0.1), 4)
+
+
 def project_params(base: dict, seed: int, fraction: float, generations: int, arm: str, rules: list, overrides: dict) -> dict:
     """params.yaml of one run: the repository's, multilabel on digits-mosaic, `generations` students."""
     params = json.loads(json.dumps(base))
@@ -55,7 +61,7 @@ def project_params(base: dict, seed: int, fraction: float, generations: int, arm
     params["task"] = "multilabel"
     params["data"].update(source="digits-mosaic", subset=0, image_size="auto")
     params["data"]["mosaic"] = {**params["data"].get("mosaic", {}), "seed": seed}
-    params["data"]["labeled_fraction"] = 0.99 if arm == "ceiling" else fraction
+    params["data"]["labeled_fraction"] = ceiling_fraction(params["data"]) if arm == "ceiling" else fraction
     params["refine"]["rules"] = rules
     params["refine"]["class_thresholds"] = {}
     gens = {str(k): params["generations"][str(k)] for k in range(1, generations + 1)}
@@ -180,10 +186,10 @@ def cooccurrence_errors(project: Path, gen: int) -> str:
 
 def markdown_table(records: list[dict]) -> str:
     """Mean ± std over seeds per (arm, rules, labeled share, overrides) and generation: test
-    mAP, micro-F1, exact match, val mAP. The ceiling labels 0.99 whatever --fraction said."""
+    mAP, micro-F1, exact match, val mAP. The ceiling's labeled share is the one it ran with."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        fraction = 0.99 if record["arm"] == "ceiling" else record["fraction"]
+        fraction = record.get("labeled_fraction", record["fraction"])
         key = (record["arm"], record["rules_name"], fraction, ", ".join(record.get("overrides", [])) or "-")
         groups.setdefault(key, []).append(record)
     lines = [
@@ -234,6 +240,7 @@ def main(argv=None) -> int:
             arm=args.arm,
             seed=seed,
             fraction=args.fraction,
+            labeled_fraction=params["data"]["labeled_fraction"],
             rules_name=Path(args.rules).stem if args.rules else "none",
             rules=rules,
             overrides=args.overrides,

@@ -35,6 +35,7 @@ from selftrain.errors import ConfigError
 from selftrain.params_fields import SECTION, batch_size_field, invalid
 from selftrain.params_training import (
     RESNET_S3,
+    STUDENT_EPOCHS_AUTO,
     GenerationConfig,
     StudentConfig,
     TeacherConfig,
@@ -171,6 +172,14 @@ class DataConfig:
             raise invalid(f"expected a {' or '.join(MANIFEST_SUFFIXES)} file, got {self.manifest!r}", "manifest")
         if self.subset and self.source != "digits":
             raise invalid("only the digits source takes a subset; set it to 0", "subset")
+        # Both are shares of the non-test pool and val is drawn first; the unlabeled
+        # pool is what remains, and self-training needs one.
+        if self.source in ("digits", "digits-mosaic") and self.labeled_fraction + self.val_fraction >= 1:
+            raise invalid(
+                f"labeled_fraction ({self.labeled_fraction}) + val_fraction ({self.val_fraction}) must be "
+                "below 1: both are shares of the non-test pool and the rest is the unlabeled pool",
+                "labeled_fraction",
+            )
         _check_channel_stats(self.mean, self.std)
         if self.classes is not None:
             if self.source in ("digits", "digits-mosaic"):
@@ -398,6 +407,16 @@ class Params:
     def weights(self, gen: int) -> str | None:
         """Where generation `gen` starts from (teacher.weights or generations.k.weights)."""
         return self.teacher.weights if gen == 0 else self._generation(gen).weights
+
+    def student_epochs(self, gen: int) -> int:
+        """Epochs of student `gen`: the generation's own, else student.epochs, whose "auto"
+        is the task's count (STUDENT_EPOCHS_AUTO)."""
+        own = self._generation(gen).epochs
+        if own is not None:
+            return own
+        if self.student.epochs == "auto":
+            return STUDENT_EPOCHS_AUTO[self.task]
+        return self.student.epochs
 
     def _generation(self, gen: int) -> GenerationConfig:
         if gen not in self.generations:

@@ -195,7 +195,7 @@ def train_student(
     aux, pool = unlabeled_loss(cfg, dataset)
     generation = params.generations[gen]
     options = FitOptions(
-        epochs=generation.epochs or cfg.epochs,
+        epochs=params.student_epochs(gen),
         lr=generation.lr or cfg.lr,
         batch_size=cfg.batch_size,
         image_size=input_size(dataset, params.data),

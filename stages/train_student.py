@@ -23,7 +23,7 @@ def main(argv=None):
     checkpoint = checkpoint_path(args.checkpoint, args.gen)
     params = load_params(args.params)
 
-    epochs = params.generations[args.gen].epochs or params.student.epochs
+    epochs = params.student_epochs(args.gen)
 
     def train(world, progress):
         dataset = load_dataset(args.manifest)

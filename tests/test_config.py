@@ -44,6 +44,7 @@ def test_shipped_params_load():
     [
         ("teacher.epoch", 3, "teacher.epoch: unknown key"),
         ("data.labeled_fraction", 1.5, "data.labeled_fraction: must be in"),
+        ("data.labeled_fraction", 0.9, "data.labeled_fraction: labeled_fraction (0.9) + val_fraction (0.1) must be below 1"),
         ("teacher.epochs", "ten", "teacher.epochs: expected an integer"),
         ("teacher.epochs", 2.5, "teacher.epochs: expected an integer"),
         ("student.dropout", True, "student.dropout: expected a number"),
@@ -57,6 +58,9 @@ def test_shipped_params_load():
         ("generations.2.colour", 0, "generations.2.colour: unknown key"),
         ("generations.2.width", DELETE, "generations.2.width: required key is missing"),
         ("evaluate_generations", [0, 1], "evaluate_generations: must be [0, 1, 2, 3]"),
+        ("student.epochs", 0, "student.epochs: expected an integer in [1, 10000] or 'auto'"),
+        ("student.epochs", "many", "student.epochs: expected an integer in [1, 10000] or 'auto'"),
+        ("student.epochs", True, "student.epochs: expected an integer in [1, 10000] or 'auto'"),
     ],
 )
 def test_bad_value_names_its_key(path, value, message):
@@ -109,3 +113,24 @@ def test_replace_gives_params_validated_again():
     assert dask.infer.task_runner == "dask" and dask.generations == params.generations
     with pytest.raises(ValueError, match="epochs"):
         dataclasses.replace(params.teacher, epochs=0)
+
+
+def test_student_epochs_auto_follows_the_task():
+    """auto: 20 passes for a multiclass student, 60 for a multilabel one (measured, BENCHMARKS.md)."""
+    multiclass = params_from_dict(changed("student.epochs", "auto"))
+    assert [multiclass.student_epochs(k) for k in (1, 2)] == [20, 20]
+    raw = changed("student.epochs", "auto")
+    raw["task"] = "multilabel"
+    raw["data"]["source"] = "digits-mosaic"
+    multilabel = params_from_dict(raw)
+    assert [multilabel.student_epochs(k) for k in (1, 2)] == [60, 60]
+
+
+def test_student_epochs_given_or_per_generation_win_over_auto():
+    raw = changed("student.epochs", 7)
+    raw["task"] = "multilabel"
+    raw["data"]["source"] = "digits-mosaic"
+    raw["generations"]["2"]["epochs"] = 3
+    params = params_from_dict(raw)
+    assert params.student_epochs(1) == 7
+    assert params.student_epochs(2) == 3
