@@ -10,9 +10,10 @@ the digits are, scaled to 0..255):
 - ``noise``: uniform noise over 0..16;
 - ``blank``: one random grey level over the whole image.
 
-Per seed, three runs of the same split and initialisation: ``clean`` (no OOD images),
-``contaminated`` (refine.ood off, the shipped params) and ``filtered`` (refine.ood on,
-`--score`, `--quantile` of val's scores). A record per run holds, per generation, the
+Per seed, runs of the same split and initialisation: ``clean`` (no OOD images, refine.ood
+off), ``clean_filtered`` (no OOD images, refine.ood on: what the filter costs a pool that
+needs none), ``contaminated`` (refine.ood off) and ``filtered`` (refine.ood on); the filter
+is `--score` at the `--quantile` of val's scores. A record per run holds, per generation, the
 share of the OOD images kept as pseudo-labels and the test/val accuracy; the table
 gives the best generation by val. The loop runs in-process as in `benchmarks.accuracy`
 (its helpers); the OOD ids are known here only, never to the library.
@@ -48,7 +49,10 @@ from selftrain.refine.ood_config import resolve_threshold
 from selftrain.trainers import train_teacher
 
 KINDS = ("photo", "inverted", "noise", "blank")
-VARIANTS = ("clean", "contaminated", "filtered")
+VARIANTS = ("clean", "clean_filtered", "contaminated", "filtered")
+# The variants that run with refine.ood on, and those whose pool holds the OOD images.
+FILTERED = ("clean_filtered", "filtered")
+CONTAMINATED = ("contaminated", "filtered")
 
 
 def ood_images(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -106,7 +110,7 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
         work = Path(tmp)
         dataset = prepare_digits(work / "prepared", params.data, params.seed)
         ood_ids: list[str] = []
-        if variant != "clean":
+        if variant in CONTAMINATED:
             dataset, ood_ids = contaminate(dataset, share, params.seed)
         config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
         model, header, _ = train_teacher(dataset, params)
@@ -147,7 +151,7 @@ def run_variant(params: Params, variant: str, share: float, log) -> dict:
 def _arm(record: dict) -> tuple:
     """A table row: the variant, and for filtered runs the OOD score and quantile they used
     (clean and contaminated runs do not depend on them)."""
-    if record["variant"] != "filtered":
+    if record["variant"] not in FILTERED:
         return (record["variant"], "", 0.0)
     return (record["variant"], record["score"], record["quantile"])
 
@@ -174,7 +178,7 @@ def markdown_table(records: list[dict]) -> str:
         rows = sorted((r for r in records if _arm(r) == arm), key=lambda r: r["seed"])
         best = [_best(r) for r in rows]
         variant = arm[0]
-        setting = "off" if variant != "filtered" else f"{arm[1]}, quantile {arm[2]}"
+        setting = "off" if variant not in FILTERED else f"{arm[1]}, quantile {arm[2]}"
         cells = [variant, setting, ",".join(str(r["seed"]) for r in rows)]
         cells += [mean_std([b[k] for b in best], places=1) for k in ("test_accuracy", "ood_kept_share")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -199,7 +203,7 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     for seed in args.seeds:
         for variant in args.variants:
-            overrides = (*args.overrides, *(filtered if variant == "filtered" else ()))
+            overrides = (*args.overrides, *(filtered if variant in FILTERED else ("refine.ood.enabled=false",)))
             params = build_params(raw, args.fraction, seed, args.generations, overrides)
             log(f"{variant} seed={seed} overrides={list(overrides)}")
             record = run_variant(params, variant, args.share, log)
