@@ -9,9 +9,11 @@ against the canary (`rules_report.json` accuracy) and each rule's hits.
 
 - ``--arm loop`` (the default): the loop as params say, with the rules of ``--rules``
   (a YAML list in params' `refine.rules` shape) or none.
-- ``--arm ceiling``: the teacher alone with every non-test mosaic labeled
-  (labeled fraction 0.99 - val_fraction: val is drawn from the same pool first, and a few
-  mosaics must stay unlabeled for the pool).
+- ``--arm ceiling``: generation 0 alone with every non-test mosaic labeled (labeled
+  fraction 0.99 - val_fraction: val is drawn from the same pool first, and a few mosaics
+  must stay unlabeled for the pool), supervised only (`teacher.unlabeled: none`: the
+  teacher's epochs count passes over the pool otherwise, which is nearly empty here), at
+  the last student's width and depth and the multilabel student's epochs.
 - ``--inspect``: after the run, print the teacher's co-occurrence errors on the
   unlabeled pool (predicted pairs vs true pairs), from which a rule is written.
 
@@ -39,6 +41,7 @@ import yaml
 
 from benchmarks.accuracy import load_records, mean_std, save_record
 from selftrain.generation_deps import with_generation_deps
+from selftrain.params_training import STUDENT_EPOCHS_AUTO
 from selftrain.inspection.label_set_tables import set_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +69,11 @@ def project_params(base: dict, seed: int, fraction: float, generations: int, arm
     params["refine"]["class_thresholds"] = {}
     gens = {str(k): params["generations"][str(k)] for k in range(1, generations + 1)}
     params["generations"] = gens
+    if arm == "ceiling":
+        last = gens[str(generations)]
+        params["teacher"].update(
+            unlabeled="none", epochs=STUDENT_EPOCHS_AUTO["multilabel"], width=last["width"], depth=last["depth"]
+        )
     params["evaluate_generations"] = list(range(generations + 1))
     for key, value in overrides.items():
         section = params
