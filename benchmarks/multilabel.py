@@ -74,6 +74,9 @@ def project_params(base: dict, seed: int, fraction: float, generations: int, arm
         params["teacher"].update(
             unlabeled="none", epochs=STUDENT_EPOCHS_AUTO["multilabel"], width=last["width"], depth=last["depth"]
         )
+        # Only evaluate@0 runs; the students must still validate as no smaller than it.
+        for gen in gens.values():
+            gen.update(width=last["width"], depth=last["depth"])
     params["evaluate_generations"] = list(range(generations + 1))
     for key, value in overrides.items():
         section = params
