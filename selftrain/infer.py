@@ -43,7 +43,7 @@ from selftrain.config import Params
 from selftrain.data import Dataset, input_size
 from selftrain.errors import DataError
 from selftrain.label_columns import LABELS_COLUMN, TRUE_LABELS_COLUMN, split_labels
-from selftrain.ood import OodScorer, reference_digest
+from selftrain.ood import OodScorer, reference_digest, score_kind
 from selftrain.paths import pseudo_label_part
 from selftrain.prediction import fit_ood_scorer, predict_scored
 # The table's columns and rows live in pseudo_table; readers import them from here too.
@@ -239,7 +239,7 @@ def infer_pool(
     wanted = range(num_shards) if shard_ids is None else shard_ids
     schema = pseudo_label_schema(pool, multilabel=label_sets is not None)
     teacher_digest = model_digest(model)
-    ood = reference_digest(params.infer.ood_score, dataset.labeled())
+    ood = reference_digest(score_kind(params, model), dataset.labeled())
     results = []
     for shard_id in wanted:
         start, end = shard_range(len(pool), shard_id, num_shards)

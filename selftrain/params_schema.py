@@ -47,6 +47,8 @@ Device = Literal["auto", "gpu", "cpu"]
 TaskRunner = Literal["thread", "dask"]
 # The out-of-distribution score infer writes per row (selftrain/ood.py says what each is).
 OodScore = Literal["max_prob", "energy", "mahalanobis", "cosine"]
+# infer.ood_score: a score, or "auto" (`selftrain.ood.score_kind` resolves it per task and model).
+OodScoreSetting = Literal["auto", "max_prob", "energy", "mahalanobis", "cosine"]
 # auto: NCCL when training on GPUs, else gloo.
 Backend = Literal["auto", "gloo", "nccl"]
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
@@ -260,7 +262,7 @@ class InferConfig:
     dask_address: StrictStr | None = None
     # The `ood_score` column of the pool and val tables. Here, not under refine.ood: infer
     # computes it, so a change reruns infer@k; refine.ood's threshold reruns refine@k only.
-    ood_score: OodScore = "energy"
+    ood_score: OodScoreSetting = "auto"
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -24,7 +24,7 @@ from selftrain.config import AugmentConfig, Params
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.errors import ConfigError, DataError
 from selftrain.normalization import IMAGENET, Normalization
-from selftrain.ood import FEATURE_SCORES, Centroids, OodScorer, capture_features
+from selftrain.ood import FEATURE_SCORES, Centroids, OodScorer, capture_features, score_kind
 
 
 @torch.no_grad()
@@ -103,7 +103,7 @@ def predict_scored(
 def fit_ood_scorer(model: nn.Module, dataset: Dataset, params: Params) -> OodScorer:
     """The `infer.ood_score` scorer; a feature score first places the class centroids from
     the teacher's penultimate features of the labeled rows."""
-    kind = params.infer.ood_score
+    kind = score_kind(params, model)
     if kind not in FEATURE_SCORES:
         return OodScorer(kind, task=params.task)
     if params.task == "multilabel":

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from selftrain.config import load_params
 from selftrain.errors import ConfigError
 from selftrain.models import Calibrated, create_model
 from selftrain.ood import (
@@ -17,7 +18,9 @@ from selftrain.ood import (
     energy_score,
     mahalanobis_score,
     max_prob_score,
+    score_kind,
 )
+from conftest import REPO_ROOT
 
 CLASSES, DIM = 3, 6
 
@@ -125,3 +128,23 @@ def test_a_model_without_a_linear_layer_is_refused_for_feature_scores():
     with pytest.raises(ConfigError, match="nn.Linear"):
         with capture_features(nn.Sequential(nn.Flatten())):
             pass
+
+
+@pytest.mark.parametrize(
+    "task, setting, model, expected",
+    [
+        ("multiclass", "auto", "resnet", "mahalanobis"),
+        ("multilabel", "auto", "resnet", "energy"),
+        ("multiclass", "auto", "no_linear", "energy"),
+        ("multiclass", "max_prob", "resnet", "max_prob"),
+        ("multilabel", "cosine", "resnet", "cosine"),
+    ],
+)
+def test_auto_score_is_mahalanobis_where_it_can_run_else_energy(task, setting, model, expected):
+    params = load_params(
+        REPO_ROOT / "params.yaml",
+        overrides=[f"task={task}", f"infer.ood_score={setting}"]
+        + (["data.source=digits-mosaic"] if task == "multilabel" else []),
+    )
+    net = create_model(8, 1, 0.0, 0.0, 10) if model == "resnet" else nn.Sequential(nn.Conv2d(3, 10, 1), nn.Flatten())
+    assert score_kind(params, net) == expected
