@@ -139,7 +139,7 @@ def score_kind(params: Params, model: nn.Module) -> str:
     unmeasured there) and a model without an nn.Linear head."""
     if params.infer.ood_score != "auto":
         return params.infer.ood_score
-    if params.task == "multilabel" or not any(isinstance(m, nn.Linear) for m in model.modules()):
+    if params.task == "multilabel" or not linear_layers(model):
         return "energy"
     return "mahalanobis"
 
@@ -153,9 +153,14 @@ def reference_digest(kind: str, labeled: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The model's `nn.Linear` layers in module order."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
 def last_linear(model: nn.Module) -> nn.Linear:
     """The model's last `nn.Linear` in module order: its classifier head."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = linear_layers(model)
     if not linears:
         raise ConfigError(
             f"infer.ood_score: feature scores {list(FEATURE_SCORES)} need a model whose output layer is "

@@ -20,6 +20,14 @@ def invalid(message: str, key: str | None = None) -> PydanticCustomError:
     return PydanticCustomError(INVALID, "{message}", {"message": message, "key": key})
 
 
+def int_or_auto(value: Any, low: int, high: int, note: str = "") -> Any:
+    """`value` if it is "auto" or an integer (not a bool) in [low, high]; else one error
+    for both branches of the union (pydantic would report each)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        return value
+    raise invalid(f"expected an integer in [{low}, {high}] or 'auto'{note}, got {value!r}")
+
+
 def width_field(default: Any = ...) -> Any:
     return Field(default, ge=4, le=4096)
 

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from selftrain.errors import ConfigError
-from selftrain.params_fields import SECTION, batch_size_field, invalid
+from selftrain.params_fields import SECTION, batch_size_field, int_or_auto, invalid
 from selftrain.params_training import (
     RESNET_S3,
     STUDENT_EPOCHS_AUTO,
@@ -48,7 +48,7 @@ TaskRunner = Literal["thread", "dask"]
 # The out-of-distribution score infer writes per row (selftrain/ood.py says what each is).
 OodScore = Literal["max_prob", "energy", "mahalanobis", "cosine"]
 # infer.ood_score: a score, or "auto" (`selftrain.ood.score_kind` resolves it per task and model).
-OodScoreSetting = Literal["auto", "max_prob", "energy", "mahalanobis", "cosine"]
+OodScoreSetting = Literal[("auto", *typing.get_args(OodScore))]
 # auto: NCCL when training on GPUs, else gloo.
 Backend = Literal["auto", "gloo", "nccl"]
 # digits: embedded; folders: data.raw_dir/labeled/<class>/...; manifest: a CSV or Parquet file.
@@ -141,12 +141,7 @@ class DataConfig:
     @field_validator("image_size", mode="before")
     @classmethod
     def _size_or_auto(cls, value: Any) -> Any:
-        # One message for both branches of the union (pydantic would report each).
-        if value == "auto" or (
-            isinstance(value, int) and not isinstance(value, bool) and MIN_IMAGE_SIZE <= value <= MAX_IMAGE_SIZE
-        ):
-            return value
-        raise invalid(f"expected an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] or 'auto', got {value!r}")
+        return int_or_auto(value, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
 
     @field_validator("mean", "std", mode="before")
     @classmethod

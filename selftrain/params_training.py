@@ -17,6 +17,7 @@ from selftrain.params_fields import (
     depth_field,
     ema_decay_field,
     epochs_field,
+    int_or_auto,
     invalid,
     lr_field,
     rate_field,
@@ -181,10 +182,8 @@ class StudentConfig:
     @field_validator("epochs", mode="before")
     @classmethod
     def _epochs_or_auto(cls, value: Any) -> Any:
-        # One message for both branches of the union (pydantic would report each).
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10_000):
-            return value
-        raise invalid(f"expected an integer in [1, 10000] or 'auto' (20 multiclass, 60 multilabel), got {value!r}")
+        auto = ", ".join(f"{epochs} {task}" for task, epochs in STUDENT_EPOCHS_AUTO.items())
+        return int_or_auto(value, 1, 10_000, f" ({auto})")
 
 
 @dataclass(frozen=True, config=SECTION)
