@@ -59,9 +59,26 @@ def run(table, rules=(), previous=None, **section):
 # --- the stage on contract files ------------------------------------------------------
 
 
+# The teacher's val predictions: by hand, no-island-in-bedroom removes the island from
+# val0 and val1, and neither truly has one (2/2 right); missed-dresser adds a dresser to
+# val2, whose true set has none (0/1 right).
+VAL_PREDICTED = [["bed", "island"], ["bed", "island"], ["bed", "nightstand"], ["lamp"]]
+VAL_TRUTH = [["bed"], ["bed", "lamp"], ["bed", "nightstand"], ["lamp"]]
+
+
+def val_predictions(predicted=VAL_PREDICTED, truth=VAL_TRUTH) -> pd.DataFrame:
+    """infer's val table in a multi-label round: the pool's columns, `true_label` null and
+    the true sets as lists in `true_labels`."""
+    table = pseudo_table(predicted)
+    table["item_id"] = [f"val{i}" for i in range(len(table))]
+    table["true_label"] = pd.array([None] * len(table), dtype="Int64")
+    table["true_labels"] = pd.Series([list(t) for t in truth], dtype=object)
+    return table
+
+
 def write_round(folder: Path, table: pd.DataFrame, truth: list, refine_section: dict) -> Path:
-    """A prepared manifest (contract 1), the truth file, round 1's pseudo-label part and a
-    multilabel params.yaml in `folder`; returns the params path."""
+    """A prepared manifest (contract 1), the truth file, round 1's pseudo-label part, the
+    teacher's val predictions and a multilabel params.yaml in `folder`; returns the params path."""
     prepared = folder / "prepared"
     prepared.mkdir()
     n = len(table)
@@ -85,6 +102,7 @@ def write_round(folder: Path, table: pd.DataFrame, truth: list, refine_section: 
     parts = folder / "pseudo_labels"
     parts.mkdir()
     table.to_parquet(parts / "part-00000.parquet")
+    val_predictions().to_parquet(folder / "val_predictions.parquet")
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["task"] = "multilabel"
     raw["data"]["source"] = "digits-mosaic"
@@ -100,7 +118,7 @@ def run_stage(folder: Path, params: Path, corrections: str = "missing_correction
         "--pseudo-labels", str(folder / "pseudo_labels"),
         "--previous", str(folder / "missing_round_0"),
         "--truth", str(folder / "prepared/truth.parquet"),
-        "--val-predictions", str(folder / "missing_val.parquet"),
+        "--val-predictions", str(folder / "val_predictions.parquet"),
         "--corrections", str(folder / corrections),
         "--out", str(folder / "refined.parquet"), "--report", str(folder / "rules_report.json"),
     ])
@@ -132,6 +150,43 @@ def test_the_stage_applies_the_issue_rules_and_writes_contract_4(tmp_path):
     assert rules["threshold"]["enabled"] is False and "infer" in rules["threshold"]["note"]
     # A corrections path (here a missing file: none) gives the report its entry, first.
     assert report["order"][:3] == ["corrections", "no-island-in-bedroom", "missed-dresser"]
+
+
+def test_each_rule_reports_its_val_precision_and_one_below_the_bound_is_skipped(tmp_path, capsys):
+    predicted = [["bed", "island"], ["bed", "nightstand"]]
+    params = write_round(
+        tmp_path, pseudo_table(predicted), [None, None],
+        {"rules": [NO_ISLAND, MISSED_DRESSER], "min_rule_precision": 0.5},
+    )
+
+    refined, report = run_stage(tmp_path, params)
+
+    # Applied on the pool: the island rule (val 2/2). Skipped: missed-dresser (val 0/1).
+    assert [list(v) for v in refined["labels"]] == [["bed"], ["bed", "nightstand"]]
+    rules = {entry["name"]: entry for entry in report["rules"]}
+    assert rules["no-island-in-bedroom"]["val_precision"]["overall"] == {"right": 2, "judged": 2, "precision": 1.0}
+    skipped = rules["missed-dresser"]
+    assert skipped["skipped"] is True and skipped["enabled"] is False and skipped["sets_changed"] == 0
+    assert skipped["val_precision"]["added"] == {"right": 0, "judged": 1, "precision": 0.0}
+    assert "skipped: val precision 0.00 < refine.min_rule_precision 0.5" in skipped["note"]
+    assert "missed-dresser" not in report["order"]
+    assert report["val"] == {"rows": 4, "min_rule_precision": 0.5, "skipped": ["missed-dresser"]}
+    assert "rule 'missed-dresser' skipped" in capsys.readouterr().out
+    text = format_label_report(report)
+    assert "missed-dresser (skipped)" in text and "val precision (4 val images)" in text
+    assert "1.00 (2/2)" in text and "0.00 (0/1)" in text
+
+
+def test_without_a_bound_label_rules_apply_and_report_their_val_precision(tmp_path):
+    params = write_round(tmp_path, pseudo_table([["bed", "nightstand"]]), [None], {"rules": [MISSED_DRESSER]})
+    refined, report = run_stage(tmp_path, params)
+    assert [list(v) for v in refined["labels"]] == [["bed", "dresser", "nightstand"]]
+    # The corrections entry (here none) stays first, the user rules follow in params order.
+    assert [entry["name"] for entry in report["rules"][:2]] == ["corrections", "missed-dresser"]
+    entry = report["rules"][1]
+    assert entry["skipped"] is False
+    assert entry["val_precision"]["overall"]["precision"] == 0.0
+    assert report["val"]["skipped"] == []
 
 
 def test_the_stage_refuses_a_multiclass_rule_in_a_multilabel_run(tmp_path):

@@ -134,16 +134,18 @@ def cooccurrence(names: Sequence[str], predicted: np.ndarray) -> pd.DataFrame:
 
 
 def label_rule_table(report: dict | None) -> pd.DataFrame:
-    """One row per rule of a multilabel rules report: hits, label moves and, with the canary, precision."""
+    """One row per rule of a multilabel rules report: hits, label moves, with the canary the
+    label and drop precision on the pool, and with val predictions the val precision."""
     rules = (report or {}).get("rules") or []
     rows = []
     for entry in rules:
         if not isinstance(entry, dict) or "labels_added" not in entry:
             continue  # a multiclass report's entry
         precision = entry.get("precision") or {}
+        val = (entry.get("val_precision") or {}).get("overall") or {}
         rows.append(
             {
-                "rule": entry.get("name"),
+                "rule": entry.get("name") + (" (skipped)" if entry.get("skipped") else ""),
                 "matched": entry.get("matched"),
                 "sets_changed": entry.get("sets_changed", entry.get("changed")),
                 "dropped": entry.get("dropped"),
@@ -152,6 +154,9 @@ def label_rule_table(report: dict | None) -> pd.DataFrame:
                 "label_precision": (precision.get("labels") or {}).get("precision"),
                 "labels_judged": (precision.get("labels") or {}).get("judged"),
                 "drop_precision": (precision.get("drop") or {}).get("precision"),
+                # Judged on the val split (truth known), what refine.min_rule_precision reads.
+                "val_precision": val.get("precision"),
+                "val_judged": val.get("judged"),
             }
         )
     return pd.DataFrame(rows)

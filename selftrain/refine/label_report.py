@@ -10,9 +10,11 @@ The report::
                 sets_changed (rows whose set it changed), labels_added / labels_removed
                 {class name: images}, duplicated, copies_added, [per_class, groups (balance:
                 kept images per rarest-label group before it ran), description, note],
-                [precision: {added, removed, labels, drop}: {right, judged, precision}]
+                [precision: {added, removed, labels, drop, overall}: {right, judged, precision}],
+                [val_precision: the same, judged on the val split; user rules: skipped]
     labels:     {before (predicted sets, all rows), after (kept rows)}: {class name: images}
     [accuracy:  rows_with_truth, kept_with_truth, exact_match_before, exact_match_after]
+    [val:       rows, min_rule_precision, skipped (rule names)]
 
 A whole round (`selftrain.refine.label_round`) adds ``training_rows`` (sum of copies),
 ``labels.after_copies`` (kept images counted with their copies) and ``settings``.
@@ -20,7 +22,9 @@ A whole round (`selftrain.refine.label_round`) adds ``training_rows`` (sum of co
 Precision and accuracy appear only when the table carries the canary ``true_labels``;
 it is read here, after refinement is finished, and never feeds back into the sets.
 An added label is right when it is in the true set, a removed one when it is not
-(``labels`` pools both); a drop is right when the image's set was not its true set.
+(``labels`` pools both); a drop is right when the image's set was not its true set;
+``overall`` pools label moves and drops, the figure ``refine.min_rule_precision`` reads
+on val (`selftrain.refine.val_check`), as in multiclass.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pandas as pd
 from selftrain.refine.conditions import TRUTH_LABELS_COLUMN
 from selftrain.refine.config import RefineConfig
 from selftrain.refine.label_sets import LabelRuleStats, LabelSetState, judge_label_changes, read_label_sets
-from selftrain.refine.report import fraction_text, percent_text, text_table
+from selftrain.refine.report import fraction_text, percent_text, skipped_rules_lines, text_table
 
 
 def label_report(
@@ -97,25 +101,34 @@ def format_label_report(report: dict[str, Any]) -> str:
         f"{report['kept']} kept, {report['dropped']} dropped, {report['empty_sets']} kept with no label"
     ]
     has_truth = "accuracy" in report
+    has_val = "val" in report
     # A whole round's report (with balance's copies) shows the copies balance added.
     has_copies = "training_rows" in report
     header = ["rule", "matched", "changed", "dropped", "exempted", "added", "removed"]
     header += ["copies+"] if has_copies else []
     if has_truth:
         header += ["label precision", "drop precision"]
+    if has_val:
+        header += [f"val precision ({report['val']['rows']} val images)"]
     rows = []
     for entry in report["rules"]:
+        suffix = " (skipped)" if entry.get("skipped") else "" if entry.get("enabled", True) else " (off)"
         row = [
-            entry["name"] + ("" if entry.get("enabled", True) else " (off)"),
+            entry["name"] + suffix,
             *(str(entry[key]) for key in ("matched", "changed", "dropped", "exempted")),
             _moves(entry["labels_added"]),
             _moves(entry["labels_removed"]),
             *([str(entry["copies_added"])] if has_copies else []),
         ]
         if has_truth:
-            row += [fraction_text(entry["precision"]["labels"]), fraction_text(entry["precision"]["drop"])]
+            precision = entry.get("precision")
+            row += [fraction_text(precision["labels"]), fraction_text(precision["drop"])] if precision else ["-", "-"]
+        if has_val:
+            judged = entry.get("val_precision")
+            row.append(fraction_text(judged["overall"]) if judged else "-")
         rows.append(row)
     lines += text_table(header, rows, numeric={1, 2, 3, 4, 7})
+    lines += skipped_rules_lines(report)
     labels = report["labels"]
     lines.append("")
     lines += text_table(

@@ -183,7 +183,8 @@ def judge_label_changes(stats: LabelRuleStats, truth: np.ndarray, known: np.ndar
 
     An added label is right when it is in the image's true set, a removed label when it
     is not; ``labels`` pools both. A drop is judged per image: right when the set the
-    image carried was not its true set. Rows whose truth is unknown are not judged.
+    image carried was not its true set; ``overall`` pools label moves and drops. Rows
+    whose truth is unknown are not judged.
     """
     judged: dict[str, Any] = {}
     for kind in ("added", "removed"):
@@ -203,6 +204,10 @@ def judge_label_changes(stats: LabelRuleStats, truth: np.ndarray, known: np.ndar
         right += int((sets[seen] != truth[rows[seen]]).any(axis=1).sum())
         total += int(seen.sum())
     judged["drop"] = _count(right, total)
+    # As in multiclass (relabels and drops), the figure a rule is judged by on val.
+    judged["overall"] = _count(
+        judged["labels"]["right"] + judged["drop"]["right"], judged["labels"]["judged"] + judged["drop"]["judged"]
+    )
     return judged
 
 

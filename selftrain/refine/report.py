@@ -39,6 +39,7 @@ import pandas as pd
 from selftrain.errors import DataError
 from selftrain.refine.conditions import TRUTH_COLUMN
 from selftrain.refine.config import RefineConfig
+from selftrain.refine.label_sets import LabelRuleStats
 from selftrain.refine.ood_config import ood_settings
 
 if TYPE_CHECKING:  # val_check runs the engine, which imports this module
@@ -173,8 +174,8 @@ def _settings(config: RefineConfig, stats: list[RuleStats]) -> dict[str, Any]:
 
 
 def add_val_check(report: dict[str, Any], config: RefineConfig, check: ValCheck) -> dict[str, Any]:
-    """`report` with each rule's val precision (a `val_check.ValCheck`) and its skipped rules
-    back in params order among the user rules."""
+    """`report` (a multiclass or multi-label round's) with each rule's val precision (a
+    `val_check.ValCheck`) and its skipped rules back in params order among the user rules."""
     skipped = {rule.name: rule for rule in check.skipped}
     entries = {entry["name"]: entry for entry in report["rules"]}
     user = []
@@ -182,11 +183,14 @@ def add_val_check(report: dict[str, Any], config: RefineConfig, check: ValCheck)
         if rule.name in skipped:
             value = check.precision[rule.name]["overall"]["precision"]
             note = f"skipped: val precision {value:.2f} < refine.min_rule_precision {config.min_rule_precision}"
-            entry = RuleStats(rule.name, rule.kind, rule.description, enabled=False, note=note)
+            stats_type = LabelRuleStats if config.multilabel else RuleStats
+            entry = stats_type(name=rule.name, kind=rule.kind, description=rule.description, enabled=False, note=note)
             user.append({**entry.as_dict(config.class_names), "skipped": True})
         else:
             user.append({**entries.pop(rule.name), "skipped": False})
-    rules = user + list(entries.values())
+    # People's corrections ran first and stay first; the built-ins follow the user rules.
+    first = [entry for entry in entries.values() if entry["kind"] == "corrections"]
+    rules = first + user + [entry for entry in entries.values() if entry["kind"] != "corrections"]
     for entry in rules:
         entry["val_precision"] = check.precision.get(entry["name"])
     return {
@@ -310,11 +314,7 @@ def format_report(report: dict[str, Any]) -> str:
             row.append(fraction_text(judged["overall"]) if judged else "-")
         rows.append(row)
     lines += text_table(header, rows, numeric={2, 3, 4, 5, 7})
-    if has_val and report["val"]["skipped"]:
-        lines.append(
-            f"skipped (val precision below refine.min_rule_precision {report['val']['min_rule_precision']}): "
-            + ", ".join(report["val"]["skipped"])
-        )
+    lines += skipped_rules_lines(report)
 
     classes = report["classes"]
     class_rows = [
@@ -332,6 +332,17 @@ def format_report(report: dict[str, Any]) -> str:
             f"({percent_text(acc['after_copies'])} counting copies)"
         )
     return "\n".join(lines)
+
+
+def skipped_rules_lines(report: dict[str, Any]) -> list[str]:
+    """The line naming the rules the val check skipped (none when it skipped none)."""
+    val = report.get("val")
+    if not val or not val["skipped"]:
+        return []
+    return [
+        f"skipped (val precision below refine.min_rule_precision {val['min_rule_precision']}): "
+        + ", ".join(val["skipped"])
+    ]
 
 
 def fraction_text(judged: dict[str, Any]) -> str:

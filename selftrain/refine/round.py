@@ -11,7 +11,7 @@ from selftrain.config import Params
 from selftrain.data import Dataset, load_dataset
 from selftrain.errors import ConfigError, DataError
 from selftrain.label_columns import TRUE_LABELS_COLUMN, split_labels
-from selftrain.refine.config import parse_refine_config
+from selftrain.refine.config import RefineConfig, parse_refine_config
 from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
@@ -52,11 +52,7 @@ def refine_round(
         return _refine_label_round(params, dataset, pseudo_labels, previous, gen, truth, val_predictions, corrections)
     # Validate the rules before reading any table: a bad rule fails in milliseconds.
     config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns, task=params.task)
-    if config.min_rule_precision is not None and val_predictions is None:
-        raise ConfigError(
-            f"refine.min_rule_precision: set, but no val predictions to measure the rules on "
-            f"(infer@{gen} writes data/gen{gen}/val_predictions.parquet)"
-        )
+    _check_val_predictions_given(config, val_predictions, gen)
     pseudo_labels = Path(pseudo_labels)
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
@@ -86,20 +82,17 @@ def _refine_label_round(
     corrections: str | Path | None,
 ) -> LabelSetResult:
     """A multi-label round from its files: the truth file's ``true_labels`` feeds the report
-    only; the val predictions are read only for ``refine.ood.quantile``.
+    only. The val predictions carry val's true label sets: the rules run on them first and
+    the report gives each one's label-level val precision (a rule below
+    ``refine.min_rule_precision`` is skipped), and ``refine.ood.quantile`` reads their scores.
 
     The corrections file's ``label`` is each image's whole set there
-    (`selftrain.refine.label_corrections`). Not available in multi-label rounds yet (a named
-    error when set): ``refine.min_rule_precision`` (the val check judges one label per row).
+    (`selftrain.refine.label_corrections`).
     """
     # The manifest's own `labels` (the label sets) is not a metadata column rules may read.
     extra = [c for c in dataset.metadata_columns if c != LABELS_COLUMN]
     config = parse_refine_config(params.refine, dataset.class_names, extra, task=params.task)
-    if config.min_rule_precision is not None:
-        raise ConfigError(
-            "refine.min_rule_precision: the val check of the rules runs in multiclass rounds only; "
-            "set it to null for task multilabel"
-        )
+    _check_val_predictions_given(config, val_predictions, gen)
     pseudo_labels = Path(pseudo_labels)
     if not pseudo_labels.exists():
         raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
@@ -107,12 +100,23 @@ def _refine_label_round(
     table = true_label_lists(with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None))
     prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
     context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
-    val = None
-    if config.ood.enabled and config.ood.quantile is not None and val_predictions is not None:
-        val = _read_val_predictions(val_predictions, gen, truth_column=None)
+    val = None if val_predictions is None else _read_val_predictions(val_predictions, gen, TRUE_LABELS_COLUMN)
     config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
-    result = refine_multilabel(table, config, context, people)
+    if val is None:
+        result = refine_multilabel(table, config, context, people)
+    else:
+        check = check_rules_on_val(val, config, gen)
+        result = refine_multilabel(table, dataclasses.replace(config, rules=check.applied), context, people)
+        result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
     return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
+
+
+def _check_val_predictions_given(config: RefineConfig, val_predictions: str | Path | None, gen: int) -> None:
+    if config.min_rule_precision is not None and val_predictions is None:
+        raise ConfigError(
+            f"refine.min_rule_precision: set, but no val predictions to measure the rules on "
+            f"(infer@{gen} writes data/gen{gen}/val_predictions.parquet)"
+        )
 
 
 def true_label_lists(table: pd.DataFrame) -> pd.DataFrame:

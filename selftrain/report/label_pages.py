@@ -64,7 +64,8 @@ def _rules_body(summary: dict[str, pd.DataFrame]) -> str:
         return note_html("no rules ran on this round's label sets (refine.rules is empty)")
     caption = (
         "added/removed: images per label; label_precision: share of added labels in the true set and removed "
-        "labels not in it, over labels_judged (canary truth)"
+        "labels not in it, over labels_judged (canary truth); val_precision: label moves and drops judged on the "
+        "val split's true sets, over val_judged; skipped: below refine.min_rule_precision on val, not applied"
     )
     return table_html(rules, caption, "label-rule-table")
 
