@@ -52,6 +52,22 @@ def tiny_params(base: dict | None = None) -> dict:
     return params
 
 
+def tiny_multilabel_params() -> dict:
+    """`tiny_params` in task multilabel on 400 digits-mosaic images, with a label-set rule."""
+    params = tiny_params()
+    params["task"] = "multilabel"
+    params["data"].update(source="digits-mosaic", subset=0, image_size="auto", labeled_fraction=0.2)
+    params["data"]["mosaic"] = {"count": 400, "blank_share": 0.25, "seed": 0}
+    # Sigmoid thresholds must lie inside (0, 1); a two-epoch teacher is unsure: keep every row.
+    params["multilabel"]["threshold"] = 0.3
+    params["refine"]["balance"] = {"enabled": True}
+    params["refine"]["rules"] = [
+        # The issue's example shape, on digits: a 1 beside a 7 is most often a misread 7.
+        {"name": "no-1-beside-7", "when": {"labels_has_all": ["1", "7"]}, "remove_label": "1"},
+    ]
+    return params
+
+
 def pipeline_for(params: dict) -> dict:
     """The repository's dvc.yaml with select_best's and report's per-generation deps
     listed for the generations in `params` (what a user edits with the generation count)."""

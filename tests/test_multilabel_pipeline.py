@@ -15,29 +15,14 @@ import pandas as pd
 import pytest
 
 from selftrain.label_columns import split_labels
-from tests.conftest import dvc, make_project, run, tiny_params
+from tests.conftest import dvc, make_project, run, tiny_multilabel_params
 
 CLASSES = [str(d) for d in range(10)]
 
 
-def multilabel_params() -> dict:
-    params = tiny_params()
-    params["task"] = "multilabel"
-    params["data"].update(source="digits-mosaic", subset=0, image_size="auto", labeled_fraction=0.2)
-    params["data"]["mosaic"] = {"count": 400, "blank_share": 0.25, "seed": 0}
-    # Sigmoid thresholds must lie inside (0, 1); a two-epoch teacher is unsure: keep every row.
-    params["multilabel"]["threshold"] = 0.3
-    params["refine"]["balance"] = {"enabled": True}
-    params["refine"]["rules"] = [
-        # The example shape, on digits: a 1 beside a 7 is most often a misread 7.
-        {"name": "no-1-beside-7", "when": {"labels_has_all": ["1", "7"]}, "remove_label": "1"},
-    ]
-    return params
-
-
 @pytest.fixture(scope="module")
 def multilabel_project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("multilabel") / "project", multilabel_params())
+    project = make_project(tmp_path_factory.mktemp("multilabel") / "project", tiny_multilabel_params())
     proc = dvc(project, "repro")
     (project.parent / "repro.log").write_text(proc.stdout)
     return project

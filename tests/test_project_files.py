@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, dvc, pipeline_for, tiny_params, write_params
+from conftest import REPO_ROOT, dvc, pipeline_for, tiny_multilabel_params, tiny_params, write_params
 from flows.loop import REPORT_STAGE, SELECT_BEST_STAGE, stage_order
 from selftrain.generation_deps import GENERATION_DEPS, PER_GENERATION, generation_deps
 from selftrain.config import load_params
@@ -89,44 +90,47 @@ def test_readme_has_the_two_commands_and_ci_runs_one():
 # ---------------------------------------------------------------------------
 # What each stage really reads (recorded during a real run) is what dvc.yaml declares
 
-# Each stage's main with the arguments of its dvc.yaml `cmd` (generation 1 for the rounds).
+# Each stage's main with the arguments of its dvc.yaml `cmd`, read from dvc.yaml itself
+# (generation 1 for the rounds, evaluate for generations 0 and 1), in dvc repro's order.
+def _stage_run(name: str, gen: str = "1") -> tuple[str, str, list[str]]:
+    body = DVC_YAML["stages"][name].get("do", DVC_YAML["stages"][name])
+    cmd = body["cmd"].replace("${key}", gen).replace("${item.teacher}", str(int(gen) - 1)).replace("${item}", gen)
+    python, flag, module, *argv = shlex.split(cmd)
+    assert (python, flag) == ("python", "-m") and "${" not in cmd, f"dvc.yaml stage {name}: cmd {cmd!r}"
+    return name, module, argv
+
+
 STAGE_RUNS = (
-    ("prepare", "stages.prepare", ["--out-dir", "data/prepared"]),
-    ("train_teacher", "stages.train_teacher", ["--out", "models/gen0", "--live-dir", "dvclive/gen0"]),
-    ("evaluate", "stages.evaluate", [
-        "--gen", "0", "--model", "models/gen0", "--metrics", "metrics/gen0.json",
-        "--confusion", "plots/gen0/confusion.csv", "--per-class", "plots/gen0/per_class.csv",
-    ]),
-    ("infer", "stages.infer", ["--gen", "1", "--teacher", "models/gen0", "--out", "data/gen1/pseudo_labels"]),
-    ("refine", "stages.refine", [
-        "--gen", "1", "--pseudo-labels", "data/gen1/pseudo_labels", "--previous", "data/gen0/pseudo_labels",
-        "--out", "data/gen1/refined.parquet", "--report", "data/gen1/rules_report.json",
-    ]),
-    ("train_student", "stages.train_student", [
-        "--gen", "1", "--refined", "data/gen1/refined.parquet", "--out", "models/gen1", "--live-dir", "dvclive/gen1",
-    ]),
-    ("evaluate", "stages.evaluate", [
-        "--gen", "1", "--model", "models/gen1", "--metrics", "metrics/gen1.json",
-        "--confusion", "plots/gen1/confusion.csv", "--per-class", "plots/gen1/per_class.csv",
-    ]),
-    ("select_best", "stages.select_best", ["--out", "models/best.json"]),
-    ("report", "stages.report", ["--out", "reports", "--plots-out", "plots/loop"]),
+    _stage_run("prepare"),
+    _stage_run("train_teacher"),
+    _stage_run("evaluate", "0"),
+    _stage_run("infer"),
+    _stage_run("refine"),
+    _stage_run("train_student"),
+    _stage_run("evaluate"),
+    _stage_run("select_best"),
+    _stage_run("report"),
 )
 
 
-@pytest.fixture(scope="module")
-def recorded_reads(tmp_path_factory):
+@pytest.fixture(scope="module", params=["multiclass", "multilabel"])
+def recorded_reads(request, tmp_path_factory):
     """Stage name -> (params keys, code files) read while running the whole loop for one
-    generation on tiny params, in this process."""
+    generation on tiny params, in this process, once per task (a multi-label round runs
+    other code: label sets, mosaics, BCE)."""
     import importlib
 
     from stage_reads import recording
 
-    project = tmp_path_factory.mktemp("reads")
-    params = tiny_params()
+    project = tmp_path_factory.mktemp(f"reads-{request.param}")
+    params = tiny_params() if request.param == "multiclass" else tiny_multilabel_params()
     params["generations"] = {"1": params["generations"]["1"]}
     params["evaluate_generations"] = [0, 1]
-    params["data"]["subset"] = 150  # what is read does not depend on how much
+    # What is read does not depend on how much.
+    if request.param == "multiclass":
+        params["data"]["subset"] = 150
+    else:
+        params["data"]["mosaic"]["count"] = 200
     params["teacher"]["epochs"] = 1
     write_params(project, params)
     reads: dict[str, tuple[set[str], set[str]]] = {}
