@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from selftrain.config import Params
-from selftrain.data import Dataset, load_dataset
+from selftrain.data import load_dataset
 from selftrain.errors import ConfigError, DataError
 from selftrain.label_columns import TRUE_LABELS_COLUMN, split_labels
-from selftrain.refine.config import RefineConfig, parse_refine_config
+from selftrain.refine.config import parse_refine_config
 from selftrain.refine.corrections import read_corrections
 from selftrain.refine.engine import RefineResult, refine
 from selftrain.refine.inputs import RefineContext
@@ -33,7 +33,7 @@ def refine_round(
     truth: str | Path | None = None,
     val_predictions: str | Path | None = None,
     corrections: str | Path | None = None,
-) -> RefineResult:
+) -> RefineResult | LabelSetResult:
     """Validate the rules, then refine round `gen`'s table; `previous` may be absent (round 1).
 
     `truth` is the canary truth file, when there is one: the engine hides it from the
@@ -45,78 +45,42 @@ def refine_round(
     first; a path to a missing file means none, but still gives the report its entry.
 
     With ``task: multilabel`` the round's label sets are refined instead
-    (`selftrain.refine.label_round`; see `_refine_label_round` for what it reads).
+    (`selftrain.refine.label_round`): the truth file's and val's truth are the true label
+    sets (``true_labels``), a rule's val precision is label-level, and the corrections
+    file's ``label`` is each image's whole set (`selftrain.refine.label_corrections`).
     """
     dataset = load_dataset(manifest)
-    if params.task == "multilabel":
-        return _refine_label_round(params, dataset, pseudo_labels, previous, gen, truth, val_predictions, corrections)
-    # Validate the rules before reading any table: a bad rule fails in milliseconds.
-    config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns, task=params.task)
-    _check_val_predictions_given(config, val_predictions, gen)
-    pseudo_labels = Path(pseudo_labels)
-    if not pseudo_labels.exists():
-        raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
-    people = None if corrections is None else read_corrections(corrections, dataset.class_names)
-    table = with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None)
-    prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
-    context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
-    val = None if val_predictions is None else _read_val_predictions(val_predictions, gen)
-    config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
-    if val is None:
-        result = refine(table, config, context, people)
-    else:
-        check = check_rules_on_val(val, config, gen)
-        result = refine(table, dataclasses.replace(config, rules=check.applied), context, people)
-        result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
-    return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
-
-
-def _refine_label_round(
-    params: Params,
-    dataset: Dataset,
-    pseudo_labels: str | Path,
-    previous: str | Path | None,
-    gen: int,
-    truth: str | Path | None,
-    val_predictions: str | Path | None,
-    corrections: str | Path | None,
-) -> LabelSetResult:
-    """A multi-label round from its files: the truth file's ``true_labels`` feeds the report
-    only. The val predictions carry val's true label sets: the rules run on them first and
-    the report gives each one's label-level val precision (a rule below
-    ``refine.min_rule_precision`` is skipped), and ``refine.ood.quantile`` reads their scores.
-
-    The corrections file's ``label`` is each image's whole set there
-    (`selftrain.refine.label_corrections`).
-    """
-    # The manifest's own `labels` (the label sets) is not a metadata column rules may read.
-    extra = [c for c in dataset.metadata_columns if c != LABELS_COLUMN]
-    config = parse_refine_config(params.refine, dataset.class_names, extra, task=params.task)
-    _check_val_predictions_given(config, val_predictions, gen)
-    pseudo_labels = Path(pseudo_labels)
-    if not pseudo_labels.exists():
-        raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
-    people = None if corrections is None else read_label_corrections(corrections, dataset.class_names)
-    table = true_label_lists(with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None))
-    prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
-    context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
-    val = None if val_predictions is None else _read_val_predictions(val_predictions, gen, TRUE_LABELS_COLUMN)
-    config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
-    if val is None:
-        result = refine_multilabel(table, config, context, people)
-    else:
-        check = check_rules_on_val(val, config, gen)
-        result = refine_multilabel(table, dataclasses.replace(config, rules=check.applied), context, people)
-        result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
-    return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
-
-
-def _check_val_predictions_given(config: RefineConfig, val_predictions: str | Path | None, gen: int) -> None:
+    multilabel = params.task == "multilabel"
+    refine_table = refine_multilabel if multilabel else refine
+    read_people = read_label_corrections if multilabel else read_corrections
+    # Validate the rules before reading any table: a bad rule fails in milliseconds. The
+    # manifest's own `labels` (a multi-label run's sets) is not a column rules may read.
+    columns = [c for c in dataset.metadata_columns if c != LABELS_COLUMN]
+    config = parse_refine_config(params.refine, dataset.class_names, columns, task=params.task)
     if config.min_rule_precision is not None and val_predictions is None:
         raise ConfigError(
             f"refine.min_rule_precision: set, but no val predictions to measure the rules on "
             f"(infer@{gen} writes data/gen{gen}/val_predictions.parquet)"
         )
+    pseudo_labels = Path(pseudo_labels)
+    if not pseudo_labels.exists():
+        raise DataError(f"{pseudo_labels}: no pseudo-labels for round {gen}; run infer@{gen} first")
+    people = None if corrections is None else read_people(corrections, dataset.class_names)
+    table = with_truth(pd.read_parquet(pseudo_labels), read_truth(truth) if truth else None)
+    if multilabel:
+        table = true_label_lists(table)
+    prior = pd.read_parquet(previous) if previous and Path(previous).exists() else None
+    context = RefineContext(class_names=dataset.class_names, generation=gen, previous=prior)
+    val_truth = TRUE_LABELS_COLUMN if multilabel else TRUTH_COLUMN
+    val = None if val_predictions is None else _read_val_predictions(val_predictions, gen, val_truth)
+    config = dataclasses.replace(config, ood=resolve_threshold(config.ood, val, gen))
+    if val is None:
+        result = refine_table(table, config, context, people)
+    else:
+        check = check_rules_on_val(val, config, gen)
+        result = refine_table(table, dataclasses.replace(config, rules=check.applied), context, people)
+        result = dataclasses.replace(result, report=add_val_check(result.report, config, check))
+    return dataclasses.replace(result, table=result.table.drop(columns=[TRUTH_COLUMN], errors="ignore"))
 
 
 def true_label_lists(table: pd.DataFrame) -> pd.DataFrame:
@@ -131,11 +95,11 @@ def true_label_lists(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _read_val_predictions(path: str | Path, gen: int, truth_column: str | None = TRUTH_COLUMN) -> pd.DataFrame:
+def _read_val_predictions(path: str | Path, gen: int, truth_column: str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no val predictions for round {gen}; run infer@{gen} first")
     val = pd.read_parquet(path)
-    if truth_column is not None and truth_column not in val.columns:
+    if truth_column not in val.columns:
         raise DataError(f"{path}: missing column {truth_column!r} (the val truth); has {list(val.columns)}")
     return val
