@@ -10,6 +10,7 @@ never feed back into training from here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -58,9 +59,27 @@ def set_matrix(cells: Sequence[Any], class_names: Sequence[str]) -> tuple[np.nda
     return sets, known
 
 
-def summarize_label_round(data: RoundData) -> dict[str, pd.DataFrame]:
-    """Every table of `LABEL_SET_TABLES` for a loaded multilabel round."""
-    table, names = data.table, data.class_names
+@dataclass(frozen=True)
+class RoundSets:
+    """A multilabel round's label sets as (N, C) bool matrices, one row per image."""
+
+    predicted: np.ndarray  # the teacher's sets (`pred_labels`)
+    kept: np.ndarray | None  # (N,) images the rules kept; None before refine
+    after: np.ndarray | None  # the sets after the rules; None before refine
+    truth: np.ndarray | None  # the canary's true sets; None without a canary
+    known: np.ndarray | None  # (N,) images whose true set is known
+
+    @property
+    def refined(self) -> bool:
+        return self.kept is not None and self.after is not None
+
+    @property
+    def has_truth(self) -> bool:
+        return self.truth is not None and self.known is not None
+
+
+def round_sets(table: pd.DataFrame, names: Sequence[str]) -> RoundSets:
+    """The sets of a round's table: teacher's, after the rules (refined rounds) and true (canary)."""
     predicted, _ = set_matrix(table[PREDICTED_COLUMN].tolist(), names)
     kept = kept_mask(table)
     after = None
@@ -71,56 +90,51 @@ def summarize_label_round(data: RoundData) -> dict[str, pd.DataFrame]:
         truth, known = set_matrix(table[TRUE_LABELS_COLUMN].tolist(), names)
         if not known.any():
             truth = known = None
+    return RoundSets(predicted, kept, after, truth, known)
+
+
+def summarize_label_round(data: RoundData) -> dict[str, pd.DataFrame]:
+    """Every table of `LABEL_SET_TABLES` for a loaded multilabel round."""
+    table, names = data.table, data.class_names
+    sets = round_sets(table, names)
     return {
-        "label_overview": label_overview(data.round, predicted, kept, after, truth, known),
-        "label_counts": label_counts(names, predicted, kept, after, truth, known),
-        "cooccurrence": cooccurrence(names, predicted),
+        "label_overview": label_overview(data.round, sets),
+        "label_counts": label_counts(names, sets),
+        "cooccurrence": cooccurrence(names, sets.predicted),
         "label_rules": label_rule_table(data.rules_report),
-        "changed_sets": changed_sets(table, names, predicted, after, truth, known),
+        "changed_sets": changed_sets(table, names, sets),
     }
 
 
-def label_overview(
-    round_: int,
-    predicted: np.ndarray,
-    kept: np.ndarray | None,
-    after: np.ndarray | None,
-    truth: np.ndarray | None,
-    known: np.ndarray | None,
-) -> pd.DataFrame:
+def label_overview(round_: int, sets: RoundSets) -> pd.DataFrame:
     """Key facts as item/value rows: images, kept, labels per image, exact match with the canary."""
+    predicted, kept, after = sets.predicted, sets.kept, sets.after
     items: list[tuple[str, Any]] = [("round", round_), ("images", len(predicted))]
     items.append(("labels_per_image_teacher", float(predicted.sum(axis=1).mean()) if len(predicted) else None))
     items.append(("empty_sets_teacher", int((~predicted.any(axis=1)).sum())))
-    if kept is not None and after is not None:
+    if sets.refined:
         items += [("kept", int(kept.sum())), ("dropped", int((~kept).sum()))]
         items.append(("labels_per_image_after", float(after[kept].sum(axis=1).mean()) if kept.any() else None))
         items.append(("sets_changed_by_rules", int((kept & (after != predicted).any(axis=1)).sum())))
-    items.append(("images_with_truth", 0 if known is None else int(known.sum())))
-    if truth is not None and known is not None:
-        items.append(("exact_match_teacher", exact_match_share(predicted, truth, known)))
-        if kept is not None and after is not None:
-            items.append(("exact_match_kept", exact_match_share(after, truth, known & kept)))
+    items.append(("images_with_truth", 0 if sets.known is None else int(sets.known.sum())))
+    if sets.has_truth:
+        items.append(("exact_match_teacher", exact_match_share(predicted, sets.truth, sets.known)))
+        if sets.refined:
+            items.append(("exact_match_kept", exact_match_share(after, sets.truth, sets.known & kept)))
     return pd.DataFrame(items, columns=["item", "value"])
 
 
-def label_counts(
-    names: Sequence[str],
-    predicted: np.ndarray,
-    kept: np.ndarray | None,
-    after: np.ndarray | None,
-    truth: np.ndarray | None,
-    known: np.ndarray | None,
-) -> pd.DataFrame:
+def label_counts(names: Sequence[str], sets: RoundSets) -> pd.DataFrame:
     """Per label: images whose teacher set has it, kept images whose final set has it, and
     with the canary the label precision and recall of both."""
+    predicted, kept, after, truth, known = sets.predicted, sets.kept, sets.after, sets.truth, sets.known
     frame = pd.DataFrame({"label": list(names), "teacher": predicted.sum(axis=0).astype(np.int64)})
-    if kept is not None and after is not None:
+    if sets.refined:
         frame["after_rules"] = after[kept].sum(axis=0).astype(np.int64)
-    if truth is not None and known is not None:
+    if sets.has_truth:
         frame["true"] = truth[known].sum(axis=0).astype(np.int64)
         frame["precision_teacher"], frame["recall_teacher"] = _precision_recall(predicted, truth, known)
-        if kept is not None and after is not None:
+        if sets.refined:
             frame["precision_after"], frame["recall_after"] = _precision_recall(after, truth, known & kept)
     return frame
 
@@ -162,18 +176,11 @@ def label_rule_table(report: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def changed_sets(
-    table: pd.DataFrame,
-    names: Sequence[str],
-    predicted: np.ndarray,
-    after: np.ndarray | None,
-    truth: np.ndarray | None,
-    known: np.ndarray | None,
-) -> pd.DataFrame:
+def changed_sets(table: pd.DataFrame, names: Sequence[str], sets: RoundSets) -> pd.DataFrame:
     """The first `CHANGED_SHOWN` images whose set the rules changed or that they dropped:
     the set before and after, the rules that matched, and the true set where known."""
-    kept = kept_mask(table)
-    if after is None or kept is None:
+    predicted, kept, after, truth, known = sets.predicted, sets.kept, sets.after, sets.truth, sets.known
+    if not sets.refined:
         return pd.DataFrame()
     rules = rules_lists(table) or [[] for _ in range(len(table))]
     touched = ((after != predicted).any(axis=1) & kept) | (~kept & np.array([bool(r) for r in rules]))
@@ -186,7 +193,7 @@ def changed_sets(
             "after": "|".join(labels[after[i]]) if kept[i] else "(dropped)",
             "rules": ", ".join(rules[i]),
         }
-        if truth is not None and known is not None:
+        if sets.has_truth:
             row["true"] = "|".join(labels[truth[i]]) if known[i] else None
         rows.append(row)
     return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from selftrain.refine.config import RefineConfig
+from selftrain.refine.label_sets import LabelRuleStats, LabelSetState
 from selftrain.refine.report import RuleStats
 from selftrain.refine.state import RowState, cap_and_duplicate
 
@@ -37,10 +38,19 @@ def apply_threshold(config: RefineConfig, confidence: np.ndarray, state: RowStat
 
 
 def apply_limit(
-    name: str, bound: float | None, beyond: Callable[[float], np.ndarray], state: RowState
-) -> RuleStats:
-    """Drop the live rows beyond `bound` (margin below it, entropy above it); None: off."""
-    stats = RuleStats(name, "builtin", enabled=bound is not None)
+    name: str,
+    bound: float | None,
+    beyond: Callable[[float], np.ndarray],
+    state: RowState | LabelSetState,
+    stats: LabelRuleStats | None = None,
+) -> RuleStats | LabelRuleStats:
+    """Drop the live rows beyond `bound` (margin below it, entropy above it); None: off.
+
+    `stats` is the step's report entry when the round keeps another kind (a multi-label
+    round's `LabelRuleStats`, where a row is an image and `state` its label sets).
+    """
+    if stats is None:
+        stats = RuleStats(name, "builtin", enabled=bound is not None)
     if bound is None:
         return stats
     matched = state.kept & beyond(bound)

@@ -34,9 +34,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from selftrain.refine import builtin_rules, ood
 from selftrain.refine.config import RefineConfig
 from selftrain.refine.label_sets import LabelRuleStats, LabelSetState
-from selftrain.refine.ood_config import OodConfig, describe, ood_scores
+from selftrain.refine.ood_config import OodConfig
 from selftrain.refine.state import cap_and_duplicate
 
 # The group name of images whose set is empty, in the report's `groups`.
@@ -53,15 +54,7 @@ def builtin(name: str, enabled: bool) -> LabelRuleStats:
 
 def apply_ood(config: OodConfig, table: pd.DataFrame, state: LabelSetState) -> LabelRuleStats:
     """Drop the live images of `table` whose ood_score is above the threshold."""
-    stats = builtin("ood", config.enabled)
-    if not config.enabled:
-        return stats
-    assert config.threshold is not None, "resolve_threshold runs before the step"
-    stats.description = describe(config)
-    matched = state.kept & (ood_scores(table, "pseudo-labels") > config.threshold)
-    stats.matched = int(matched.sum())
-    state.note(state.drop(matched, stats), stats)
-    return stats
+    return ood.apply_ood(config, table, state, builtin("ood", config.enabled))
 
 
 def threshold_step() -> LabelRuleStats:
@@ -75,13 +68,7 @@ def apply_limit(
     name: str, bound: float | None, beyond: Callable[[float], np.ndarray], state: LabelSetState
 ) -> LabelRuleStats:
     """Drop the live images beyond `bound` (min_margin below it, entropy above it); None: off."""
-    stats = builtin(name, bound is not None)
-    if bound is None:
-        return stats
-    matched = state.kept & beyond(bound)
-    stats.matched = int(matched.sum())
-    state.note(state.drop(matched, stats), stats)
-    return stats
+    return builtin_rules.apply_limit(name, bound, beyond, state, builtin(name, bound is not None))
 
 
 def apply_agreement(

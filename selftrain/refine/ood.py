@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import pandas as pd
 
+from selftrain.refine.label_sets import LabelRuleStats, LabelSetState
 from selftrain.refine.ood_config import OodConfig, describe, ood_scores
 from selftrain.refine.report import RuleStats
 from selftrain.refine.state import RowState
 
 
-def apply_ood(config: OodConfig, table: pd.DataFrame, state: RowState) -> RuleStats:
-    """Drop the live rows of `table` whose ood_score is above the threshold."""
-    stats = RuleStats("ood", "builtin", enabled=config.enabled)
+def apply_ood(
+    config: OodConfig, table: pd.DataFrame, state: RowState | LabelSetState, stats: LabelRuleStats | None = None
+) -> RuleStats | LabelRuleStats:
+    """Drop the live rows of `table` whose ood_score is above the threshold.
+
+    `stats` is the step's report entry when the round keeps another kind (a multi-label
+    round's `LabelRuleStats`, where a row is an image and `state` its label sets).
+    """
+    if stats is None:
+        stats = RuleStats("ood", "builtin", enabled=config.enabled)
     if not config.enabled:
         return stats
     assert config.threshold is not None, "resolve_threshold runs before the step"
