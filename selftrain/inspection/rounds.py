@@ -163,12 +163,14 @@ def previous_predictions(paths: ProjectPaths, data: RoundData) -> tuple[pd.Serie
 
     Round k-1's table is the source when it is on disk; otherwise the refined
     table's ``prev_pred`` column (refinement's agreement input); otherwise none.
+    In a multilabel round the predictions are round k-1's predicted sets (``pred_labels``).
     """
     k = data.round - 1
+    prediction = "pred_labels" if "pred_labels" in data.table.columns else "pred"
     for path in (paths.pseudo_labels(k), paths.refined(k)) if k >= 1 else ():
         if path.exists():
-            previous = read_table(path, columns=["item_id", "pred"]).drop_duplicates("item_id")
-            return previous.set_index("item_id")["pred"], f"round {k}"
+            previous = read_table(path, columns=["item_id", prediction]).drop_duplicates("item_id")
+            return previous.set_index("item_id")[prediction], f"round {k}"
     if "prev_pred" in data.table.columns and data.table["prev_pred"].notna().any():
         known = data.table[data.table["prev_pred"].notna()].drop_duplicates("item_id")
         return known.set_index("item_id")["prev_pred"], "prev_pred column"

@@ -10,7 +10,8 @@ Strategies (``--by``), each a ranking of the round's rows:
 - ``ood``: highest ``ood_score`` first (the round's out-of-distribution score, where infer
   wrote one).
 
-Items already in the corrections file are left out: a person has settled them.
+A multilabel round's table (label sets) is ranked by `selftrain.review.label_queue`, into
+its own columns. Items already in the corrections file are left out: a person has settled them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from selftrain.errors import ConfigError, DataError
+from selftrain.errors import DataError
+from selftrain.inspection.label_set_tables import is_multilabel_table
 from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
 from selftrain.inspection.views import as_list
 from selftrain.paths import ProjectPaths
 from selftrain.refine.corrections import RULE_NAME, read_csv_text
-from selftrain.refine.ood_config import SCORE_COLUMN
-from selftrain.review.names import DEFAULT_TOP, QUEUE_COLUMNS, STRATEGIES
-
-# Drops that say "not sure enough" or "too many of this class", not "this label is wrong".
-FILTER_RULES = ("threshold", "margin", "entropy", "balance", "ood", RULE_NAME)
+from selftrain.review.label_queue import LABEL_SET_RANKERS, label_set_queue
+from selftrain.review.names import DEFAULT_TOP, QUEUE_COLUMNS
+from selftrain.review.ranking import FILTER_RULES, Ranking, check_request, rank_by_ood, rows_to_rank
 
 
 def rank_queue(
@@ -41,11 +41,13 @@ def rank_queue(
     previous_source: str = "the previous round",
     exclude: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
-    """The `top` rows of `table` to review by strategy `by`, as the queue's columns.
+    """The `top` rows of `table` to review by strategy `by`, as the queue's columns
+    (`QUEUE_COLUMNS`; `LABEL_SET_QUEUE_COLUMNS` for a multilabel round's table).
 
     Args:
         table: a round's table (pseudo-labels, or refined with kept/label/rules/dropped_by).
-        previous: the round before's predictions by item_id (flips only).
+        previous: the round before's predictions by item_id (flips only): class indices,
+            or label sets in a multilabel round.
         exclude: item ids a person already corrected.
 
     Raises:
@@ -53,12 +55,11 @@ def rank_queue(
         DataError: the round lacks what the strategy ranks by (no previous round, not
             refined, no ood_score column).
     """
-    if by not in STRATEGIES:
-        raise ConfigError(f"--by: {by!r} is not a strategy; expected one of {list(STRATEGIES)}")
-    if top < 1:
-        raise ConfigError(f"--top: must be at least 1, got {top}")
-    rows = table.drop_duplicates("item_id").reset_index(drop=True)
-    rows = rows[~rows["item_id"].astype(str).isin(exclude)].reset_index(drop=True)
+    check_request(by, top)
+    rows = rows_to_rank(table, exclude)
+    if is_multilabel_table(rows):
+        chosen, why = LABEL_SET_RANKERS[by](rows, class_names, previous, previous_source)
+        return label_set_queue(rows, chosen[:top], why, class_names)
     chosen, why = _RANKERS[by](rows, class_names, previous, previous_source)
     picked = rows.loc[chosen[:top]]
     queue = pd.DataFrame(
@@ -75,7 +76,7 @@ def rank_queue(
     return queue[list(QUEUE_COLUMNS)]
 
 
-def _uncertainty(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+def _uncertainty(rows: pd.DataFrame, names, previous, source) -> Ranking:
     confidence = rows["confidence"].to_numpy(dtype=np.float64)
     margin = rows["margin"].to_numpy(dtype=np.float64) if "margin" in rows.columns else np.zeros(len(rows))
     order = np.lexsort((np.arange(len(rows)), margin, confidence)).tolist()
@@ -83,7 +84,7 @@ def _uncertainty(rows: pd.DataFrame, names, previous, source) -> tuple[list[int]
     return order, why
 
 
-def _flips(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+def _flips(rows: pd.DataFrame, names, previous, source) -> Ranking:
     if previous is None:
         raise DataError("--by flips: this round has no previous round's predictions to compare with")
     before = rows["item_id"].map(previous)
@@ -97,7 +98,7 @@ def _flips(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict
     return order, why
 
 
-def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
+def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> Ranking:
     missing = [c for c in ("kept", "label", "rules", "dropped_by") if c not in rows.columns]
     if missing:
         raise DataError(f"--by rule_disagreement: the round is not refined (no column(s) {missing}); run refine first")
@@ -121,23 +122,11 @@ def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> tuple[lis
     return order, why
 
 
-def _ood(rows: pd.DataFrame, names, previous, source) -> tuple[list[int], dict[int, str]]:
-    if SCORE_COLUMN not in rows.columns:
-        raise DataError(
-            f"--by ood: this round has no OOD scores (no {SCORE_COLUMN!r} column in its pseudo-labels); "
-            "infer writes them when refine.ood is configured"
-        )
-    score = rows[SCORE_COLUMN].to_numpy(dtype=np.float64)
-    scored = np.flatnonzero(~np.isnan(score))
-    order = scored[np.lexsort((scored, -score[scored]))].tolist()
-    return order, {i: f"out-of-distribution score {score[i]:.3g}" for i in order}
-
-
 _RANKERS = {
     "uncertainty": _uncertainty,
     "flips": _flips,
     "rule_disagreement": _rule_disagreement,
-    "ood": _ood,
+    "ood": rank_by_ood,
 }
 
 
