@@ -107,3 +107,15 @@ def test_ood_ranks_highest_score_first_and_corrected_images_are_left_out():
     assert ids(queue) == ["img1", "img0"]
     assert queue["why"].tolist() == ["out-of-distribution score 4", "out-of-distribution score 0.5"]
     assert list(queue.columns) == list(LABEL_SET_QUEUE_COLUMNS)
+
+
+def test_page_shows_the_predicted_set_and_min_margin_and_names_correct_labels(tmp_path):
+    from selftrain.review.page import queue_html
+
+    queue = rank_queue(label_table([["lamp", "bed"], []], margins=[0.031, 0.2]), NAMES, "uncertainty", top=5)
+    page = queue_html(queue, "Review queue, round 1", tmp_path, "reviews/gen1/queue.csv")
+    assert '<div class="label">bed|lamp</div><div class="muted">min_margin 0.03</div>' in page
+    assert '<div class="label">(none)</div><div class="muted">min_margin 0.20</div>' in page
+    assert "confidence" not in page
+    assert "Fill in <code>correct_labels</code>" in page
+    assert "<code>(none)</code> for an image that shows no class; or <code>drop</code>" in page
