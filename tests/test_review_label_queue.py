@@ -78,7 +78,9 @@ def refined_label_table() -> pd.DataFrame:
     )
     table["kept"] = [True, True, False, False, True, True, False]
     table["labels"] = [["bed", "dresser"], ["lamp"], None, None, ["bed"], ["island"], None]
-    table["rules"] = [["add-dresser"], [], ["no-lamps"], ["margin"], ["to-bed", "balance"], ["corrections"], ["agreement"]]
+    table["rules"] = [
+        ["add-dresser"], [], ["no-lamps"], ["margin"], ["to-bed", "balance"], ["corrections"], ["agreement"]
+    ]
     table["dropped_by"] = [None, None, "no-lamps", "margin", None, None, "agreement"]
     return table
 

@@ -87,7 +87,8 @@ def _flips(rows: pd.DataFrame, names, previous, source) -> Ranking:
     now = [_as_set(cell) for cell in rows[PREDICTED_COLUMN].tolist()]
     before = [before_by_id.get(item_id) for item_id in rows["item_id"].tolist()]
     # An image the previous round did not see (or saw without a set) cannot have flipped.
-    candidates = np.array([i for i in range(len(rows)) if before[i] is not None and before[i] != now[i]], dtype=np.int64)
+    flipped = [i for i in range(len(rows)) if before[i] is not None and before[i] != now[i]]
+    candidates = np.array(flipped, dtype=np.int64)
     margin = _numbers(rows, MARGIN_COLUMN, "--by flips")
     order = candidates[np.lexsort((candidates, margin[candidates]))].tolist() if len(candidates) else []
     why = {
