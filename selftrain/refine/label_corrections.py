@@ -12,7 +12,7 @@ added and removed under the ``corrections`` rule (with the canary, their precisi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ class LabelCorrections:
 
     sets: dict[str, np.ndarray | None]
     source: str = ""
+    # item_id -> its line in the file (header: line 1), for messages naming it.
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 def read_label_corrections(path: str | Path | None, class_names: tuple[str, ...]) -> LabelCorrections:
@@ -57,8 +59,8 @@ def read_label_corrections(path: str | Path | None, class_names: tuple[str, ...]
         row[[index[name] for name in names]] = True
         return row
 
-    sets, _ = read_correction_rows(path, label_set)
-    return LabelCorrections(sets=sets, source=str(path))
+    sets, first_line = read_correction_rows(path, label_set)
+    return LabelCorrections(sets=sets, source=str(path), lines=first_line)
 
 
 def apply_label_corrections(

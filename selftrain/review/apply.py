@@ -5,6 +5,13 @@ A queue row is filled in when its ``correct_label`` is not empty: a class name, 
 manifest's unlabeled split), its label must be a class, and it may appear once in the
 queue and not already in the corrections file. Every bad row gets one line in a single
 error (file, line, value), and then nothing is written.
+
+In a multilabel run (the manifest has ``labels``) the queue's column is
+``correct_labels``: the image's whole set as class names joined by ``|``, ``(none)``
+for an image that shows none of the classes, or ``drop``. It is appended as the
+multilabel corrections file spells it (`selftrain.refine.label_corrections`): the set
+in class order, the empty cell for the empty set, ``drop``. A queue of the other task
+(its label column is the other one) is refused as a whole.
 """
 
 from __future__ import annotations
@@ -12,12 +19,19 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from selftrain.atomic import write_text
 from selftrain.errors import DataError
-from selftrain.refine.corrections import CORRECTIONS_COLUMNS, parse_label, read_csv_text, read_corrections
+from selftrain.label_columns import LABELS_COLUMN, SEPARATOR, split_labels
+from selftrain.refine.corrections import CORRECTIONS_COLUMNS, DROP, parse_label, read_csv_text, read_corrections
+from selftrain.refine.label_corrections import read_label_corrections
+from selftrain.review.names import NO_LABELS
+
+CLASS_COLUMN = "correct_label"
+SET_COLUMN = "correct_labels"
 
 
 def apply_queue(
@@ -26,7 +40,8 @@ def apply_queue(
     """Append the queue's filled-in rows to `corrections_path` (created with its header if absent).
 
     Args:
-        manifest: the prepared manifest (item_id, split): which ids are pool items.
+        manifest: the prepared manifest (item_id, split): which ids are pool items; a
+            ``labels`` column makes it a multilabel run's (the queue has correct_labels).
 
     Returns:
         How many rows were appended.
@@ -38,33 +53,86 @@ def apply_queue(
     if not queue_path.exists():
         raise DataError(f"{queue_path}: queue file not found")
     queue = read_csv_text(queue_path)
-    missing = [c for c in ("item_id", "correct_label") if c not in queue.columns]
+    multilabel = LABELS_COLUMN in manifest.columns
+    column = SET_COLUMN if multilabel else CLASS_COLUMN
+    _check_task(queue_path, queue, multilabel)
+    missing = [c for c in ("item_id", column) if c not in queue.columns]
     if missing:
-        raise DataError(f"{queue_path}: missing column(s) {missing}; a review queue has item_id and correct_label")
+        raise DataError(f"{queue_path}: missing column(s) {missing}; a review queue has item_id and {column}")
     # The file we append to must itself be sound; its lines name the rows a queue row repeats.
-    existing = read_corrections(corrections_path, class_names).lines
+    if multilabel:
+        existing = read_label_corrections(corrections_path, class_names).lines
+        to_label = label_set_cell
+    else:
+        existing = read_corrections(corrections_path, class_names).lines
+        to_label = class_cell
     splits = dict(zip(manifest["item_id"].astype(str), manifest["split"].astype(str)))
     notes = queue["note"] if "note" in queue.columns else pd.Series([""] * len(queue))
 
     errors: list[str] = []
     new_rows: list[tuple[str, str, str]] = []
     first_line: dict[str, int] = {}
-    for i, (item_id, label, note) in enumerate(zip(queue["item_id"], queue["correct_label"], notes)):
+    for i, (item_id, label, note) in enumerate(zip(queue["item_id"], queue[column], notes)):
         item_id, label = item_id.strip(), label.strip()
         if not label:
             continue  # not reviewed
         where = f"{queue_path}: line {i + 2}"
-        problem = _row_problem(item_id, label, splits, class_names, first_line, existing, corrections_path)
+        problem = _row_problem(
+            item_id, label, splits, class_names, first_line, existing, corrections_path, column, to_label
+        )
         if problem:
             errors.append(f"{where}: {problem}")
             continue
         first_line[item_id] = i + 2
-        new_rows.append((item_id, label, note.strip()))
+        new_rows.append((item_id, to_label(label, class_names), note.strip()))
     if errors:
         raise DataError(f"{len(errors)} bad row(s) in {queue_path}; nothing written:\n" + "\n".join(errors))
     if new_rows:
         _append(corrections_path, new_rows)
     return len(new_rows)
+
+
+def class_cell(text: str, class_names: tuple[str, ...]) -> str:
+    """A multiclass queue's correct_label as the corrections file's label: as written, once checked."""
+    parse_label(text, class_names)
+    return text
+
+
+def label_set_cell(text: str, class_names: tuple[str, ...]) -> str:
+    """A multilabel queue's correct_labels as the corrections file's label: "a|b" in class
+    order, "" for (none), or drop. Raises ValueError naming the first unknown class."""
+    if text == DROP:
+        return DROP
+    if text == NO_LABELS:
+        return ""
+    names = split_labels(text)
+    if not names:
+        raise ValueError(
+            f"label {text!r} names no class; write {NO_LABELS!r} for an image that shows none, or {DROP!r}"
+        )
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise ValueError(
+            f"label {unknown[0]!r} is not a class; expected class names joined by {SEPARATOR!r} "
+            f"from {list(class_names)}, {NO_LABELS!r} or {DROP!r}"
+        )
+    return SEPARATOR.join(name for name in class_names if name in names)
+
+
+def _check_task(queue_path: Path, queue: pd.DataFrame, multilabel: bool) -> None:
+    """A queue written for the other task has the other label column: refuse it whole."""
+    if multilabel and CLASS_COLUMN in queue.columns and SET_COLUMN not in queue.columns:
+        raise DataError(
+            f"{queue_path}: column {CLASS_COLUMN!r} (one class per item) is a multiclass run's queue, but this "
+            f"project's task is multilabel: its queue has {SET_COLUMN!r} (label sets); write one with "
+            "selftrain review --gen K"
+        )
+    if not multilabel and SET_COLUMN in queue.columns and CLASS_COLUMN not in queue.columns:
+        raise DataError(
+            f"{queue_path}: column {SET_COLUMN!r} (label sets) is a multilabel run's queue, but this "
+            f"project's task is multiclass: its queue has {CLASS_COLUMN!r} (one class per item); write one with "
+            "selftrain review --gen K"
+        )
 
 
 def _row_problem(
@@ -75,6 +143,8 @@ def _row_problem(
     first_line: dict[str, int],
     existing: dict[str, int],
     corrections_path: Path,
+    column: str,
+    to_label: Callable[[str, tuple[str, ...]], str],
 ) -> str | None:
     if not item_id:
         return "empty item_id"
@@ -83,9 +153,9 @@ def _row_problem(
     if splits[item_id] != "unlabeled":
         return f"item_id {item_id!r} is in the {splits[item_id]!r} split, not the unlabeled pool"
     try:
-        parse_label(label, class_names)
+        to_label(label, class_names)
     except ValueError as exc:
-        return f"correct_label: {exc}"
+        return f"{column}: {exc}"
     if item_id in first_line:
         return f"item_id {item_id!r} repeats line {first_line[item_id]}"
     if item_id in existing:
