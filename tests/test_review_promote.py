@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,6 +10,7 @@ from refine_fixtures import BED, LAMP, NAMES
 from selftrain.config import DataConfig
 from selftrain.errors import ConfigError, DataError
 from selftrain.refine.corrections import Corrections
+from selftrain.refine.label_corrections import LabelCorrections
 from selftrain.review.promote import promote
 
 
@@ -116,3 +118,91 @@ def test_promoted_folder_image_is_read_back_as_labeled(tmp_path):
     after = read_folders(raw, config, 0, tmp_path / "out").manifest.set_index("item_id")
     promoted = after.loc["labeled/cat/day0__cam__u0.PNG"]
     assert promoted["split"] != "unlabeled" and promoted["label"] == before.class_names.index("cat")
+
+
+# --- a multilabel run: the corrected set goes into the manifest's labels column ------
+
+
+def label_corrections(sets: dict[str, list[str] | None]) -> LabelCorrections:
+    """LabelCorrections as read from a file: item_id -> (C,) bool set, None for a drop."""
+    rows = {item: None if names is None else np.isin(NAMES, names) for item, names in sets.items()}
+    return LabelCorrections(rows, source="corrections.csv")
+
+
+def test_label_sets_go_into_a_csv_manifests_labels_column_drops_stay_out(tmp_path):
+    raw = tmp_path / "data/raw"
+    raw.mkdir(parents=True)
+    (raw / "manifest.csv").write_text(
+        "path,labels,split\nimg/a.png,,\nimg/b.png,bed|lamp,labeled\nimg/c.png,,\nimg/d.png,,unlabeled\n"
+    )
+    config = DataConfig(source="manifest", manifest="data/raw/manifest.csv")
+    corrections = label_corrections(
+        {"img/a.png": ["lamp", "dresser", "bed"], "img/c.png": [], "img/d.png": None, "img/gone.png": ["bed"]}
+    )
+    done = promote(corrections, pool("img/a.png", "img/c.png", "img/d.png"), NAMES, config, tmp_path)
+    assert done.written == ["img/a.png", "img/c.png"] and done.not_in_pool == ["img/gone.png"]
+    # The set in class order; the empty set an empty cell on a labeled row; the drop (d) untouched.
+    assert (raw / "manifest.csv").read_text() == (
+        "path,labels,split\nimg/a.png,bed|dresser|lamp,labeled\nimg/b.png,bed|lamp,labeled\n"
+        "img/c.png,,labeled\nimg/d.png,,unlabeled\n"
+    )
+    again = promote(corrections, pool("img/a.png", "img/c.png", "img/d.png"), NAMES, config, tmp_path)
+    assert again.written == [] and again.already == ["img/a.png", "img/c.png"]
+
+
+def test_label_sets_go_into_a_parquet_manifests_labels_column(tmp_path):
+    raw = tmp_path / "data/raw"
+    raw.mkdir(parents=True)
+    frame = pd.DataFrame(
+        {"path": ["a.png", "b.png", "c.png"], "labels": [None, None, "island"], "item_id": ["x", "y", "z"]}
+    )
+    frame.to_parquet(raw / "m.parquet")
+    config = DataConfig(source="manifest", manifest="data/raw/m.parquet")
+    done = promote(label_corrections({"x": ["lamp", "island"], "y": []}), pool("x", "y"), NAMES, config, tmp_path)
+    assert done.written == ["x", "y"]
+    back = pd.read_parquet(raw / "m.parquet")
+    assert back["labels"].tolist() == ["island|lamp", "", "island"]
+    assert back["split"][:2].tolist() == ["labeled", "labeled"] and pd.isna(back["split"][2])  # the column is added
+
+
+def test_a_parquet_labels_column_of_lists_stays_lists(tmp_path):
+    raw = tmp_path / "data/raw"
+    raw.mkdir(parents=True)
+    frame = pd.DataFrame({"path": ["a.png", "b.png"], "labels": [None, ["bed"]], "item_id": ["x", "y"]})
+    frame.to_parquet(raw / "m.parquet")
+    config = DataConfig(source="manifest", manifest="data/raw/m.parquet")
+    promote(label_corrections({"x": ["lamp", "bed"]}), pool("x"), NAMES, config, tmp_path)
+    back = pd.read_parquet(raw / "m.parquet")
+    assert [list(cell) for cell in back["labels"]] == [["bed", "lamp"], ["bed"]]
+
+
+def test_label_sets_cannot_go_into_folders_or_the_built_in_mosaics(tmp_path):
+    corrections = label_corrections({"1": ["bed"]})
+    with pytest.raises(ConfigError, match="cannot hold label sets; a multilabel run promotes into a manifest"):
+        promote(corrections, pool("1"), NAMES, DataConfig(source="folders"), tmp_path)
+    with pytest.raises(ConfigError, match=r"'digits-mosaic' is built in .* \(data.source: manifest, with a labels"):
+        promote(corrections, pool("1"), NAMES, DataConfig(source="digits-mosaic"), tmp_path)
+
+
+def test_promoted_label_set_rows_are_read_back_as_labeled_with_their_sets(tmp_path):
+    from sources_fixtures import image, manifest_config, write_manifest
+    from selftrain.sources.manifest import read_manifest
+
+    raw = tmp_path / "raw"
+    sets = ["bed", "lamp|island", "dresser"]
+    rows = [{"path": f"img/l{i}.png", "labels": sets[i % 3], "split": ""} for i in range(6)]
+    rows += [{"path": f"img/u{i}.png", "labels": "", "split": ""} for i in range(3)]
+    for i, row in enumerate(rows):
+        image(raw / row["path"], seed=i)
+    file = write_manifest(rows, raw / "manifest.csv")
+    config = manifest_config(raw, file)
+    before = read_manifest(file, config, 0, tmp_path / "out", task="multilabel")
+    names = before.class_names
+    corrections = LabelCorrections(
+        {"img/u0.png": np.isin(names, ["lamp", "bed"]), "img/u1.png": np.zeros(len(names), dtype=bool)}
+    )
+    promote(corrections, before.manifest, names, config, tmp_path)
+    after = read_manifest(file, config, 0, tmp_path / "out", task="multilabel").manifest.set_index("item_id")
+    assert after.loc["img/u0.png", "labels"] == "bed|lamp" and after.loc["img/u0.png", "split"] == "labeled"
+    assert after.loc["img/u1.png", "labels"] == "" and after.loc["img/u1.png", "split"] == "labeled"
+    assert after.loc["img/u2.png", "split"] == "unlabeled"

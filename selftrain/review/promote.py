@@ -13,7 +13,14 @@ only items still in the pool of the prepared manifest. Per source:
   name stay apart). Copied because ``unlabeled/`` is the user's DVC-tracked pool: a move
   would leave its ``.dvc`` record stale (and ``dvc checkout`` would put the file back),
   and the pool copy keeps its correction, so refine still gives it the person's label.
-- ``digits``: an error; the built-in digits have no files of the user's to write into.
+- ``digits`` and ``digits-mosaic``: an error; the built-in data has no files of the user's
+  to write into.
+
+In a multilabel run (`LabelCorrections`) an item's corrected set goes into the manifest's
+``labels`` column instead: class names joined by ``|`` in class order, ``""`` for the
+empty set (which the manifest reader takes as the empty set on a labeled row), or a list
+of names where a Parquet manifest's ``labels`` column holds lists. Only the manifest
+source can hold sets (a folder is one class).
 
 Everything is checked before the first write; an item already promoted (the same file
 or manifest row already labeled so) is counted as such and left alone.
@@ -26,12 +33,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from selftrain.atomic import atomic_path, write_csv, write_parquet
 from selftrain.errors import ConfigError, DataError
 from selftrain.config import DataConfig
+from selftrain.label_columns import LABELS_COLUMN, SEPARATOR, split_labels
 from selftrain.refine.corrections import Corrections
+from selftrain.refine.label_corrections import LabelCorrections
 from selftrain.sources.locations import lexical, relative_path
 
 
@@ -45,42 +55,75 @@ class Promoted:
     where: str = ""  # the manifest file, or the labeled folder written into
 
 
+# Built-in sources -> where promotion needs the data instead (the user's own files).
+BUILT_IN_SOURCES = {
+    "digits": "data.source: folders or manifest",
+    "digits-mosaic": "data.source: manifest, with a labels column",
+}
+
+
 def promote(
-    corrections: Corrections, manifest: pd.DataFrame, class_names: tuple[str, ...], config: DataConfig, root: Path
+    corrections: Corrections | LabelCorrections,
+    manifest: pd.DataFrame,
+    class_names: tuple[str, ...],
+    config: DataConfig,
+    root: Path,
 ) -> Promoted:
     """Write the corrected labels of pool items into the labeled set of `config`'s source.
 
     Args:
+        corrections: a multiclass run's labels, or a multilabel run's sets (`LabelCorrections`).
         manifest: the prepared manifest (item_id, split): which ids are still pool items.
         root: the project directory that `config`'s relative paths start from.
 
     Raises:
-        ConfigError: the source is digits, or the manifest source names no file.
+        ConfigError: the source is built in, the manifest source names no file, or label
+            sets are to go into folders.
         DataError: an item's image or manifest row cannot be found.
     """
-    if config.source == "digits":
+    if config.source in BUILT_IN_SOURCES:
         raise ConfigError(
-            "data.source: 'digits' is built in and has no files to promote labels into; promotion needs "
-            "your own data (data.source: folders or manifest). The corrections still apply in refine."
+            f"data.source: {config.source!r} is built in and has no files to promote labels into; promotion needs "
+            f"your own data ({BUILT_IN_SOURCES[config.source]}). The corrections still apply in refine."
         )
+    label_sets = isinstance(corrections, LabelCorrections)
     pool = set(manifest.loc[manifest["split"] == "unlabeled", "item_id"].astype(str))
     result = Promoted()
-    labels: dict[str, str] = {}
-    for item_id, index in corrections.labels.items():
-        if index is None:
+    # item_id -> a class name, or a set's class names in class order
+    labels: dict[str, str | list[str]] = {}
+    for item_id, label in _corrected(corrections, class_names).items():
+        if label is None:
             continue
         if item_id in pool:
-            labels[item_id] = class_names[index]
+            labels[item_id] = label
         else:
             result.not_in_pool.append(item_id)
     raw = lexical(root / config.raw_dir)
     if config.source == "folders":
+        if label_sets:
+            raise ConfigError(
+                "data.source: 'folders' gives each image one class (its folder) and cannot hold label sets; "
+                "a multilabel run promotes into a manifest's labels column (data.source: manifest)"
+            )
         _promote_folders(labels, raw, result)
     else:
         if config.manifest is None:
             raise ConfigError("data.manifest: required when data.source is 'manifest'")
-        _promote_manifest(labels, lexical(root / config.manifest), raw, result)
+        column = LABELS_COLUMN if label_sets else "label"
+        _promote_manifest(labels, lexical(root / config.manifest), raw, result, column)
     return result
+
+
+def _corrected(
+    corrections: Corrections | LabelCorrections, class_names: tuple[str, ...]
+) -> dict[str, str | list[str] | None]:
+    """item_id -> the corrected class name or set (class names in class order); None for a drop."""
+    if isinstance(corrections, LabelCorrections):
+        return {
+            item_id: None if row is None else [name for name, on in zip(class_names, row.tolist()) if on]
+            for item_id, row in corrections.sets.items()
+        }
+    return {item_id: None if index is None else class_names[index] for item_id, index in corrections.labels.items()}
 
 
 def _promote_folders(labels: dict[str, str], raw: Path, result: Promoted) -> None:
@@ -104,7 +147,9 @@ def _promote_folders(labels: dict[str, str], raw: Path, result: Promoted) -> Non
         result.written.append(item_id)
 
 
-def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Promoted) -> None:
+def _promote_manifest(
+    labels: dict[str, str | list[str]], file: Path, raw: Path, result: Promoted, column: str
+) -> None:
     result.where = str(file)
     if not file.is_file():
         raise DataError(f"{file}: manifest not found (data.manifest)")
@@ -122,14 +167,22 @@ def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Pro
     missing = [item_id for item_id in labels if item_id not in row_of]
     if missing:
         raise DataError(f"{file}: no row for corrected item(s) {missing[:5]}; was the manifest edited since prepare?")
+    if labels and column not in table.columns:
+        raise DataError(f"{file}: no {column!r} column to write the corrected labels into; has {list(table.columns)}")
     if "split" not in table.columns:
         table["split"] = "" if is_csv else None
+    cells = table[column].tolist() if column in table.columns else []
+    holds_lists = column == LABELS_COLUMN and any(isinstance(cell, (list, np.ndarray)) for cell in cells)
     for item_id, label in labels.items():
         i = row_of[item_id]
-        if str(table.at[i, "label"]) == label and str(table.at[i, "split"]) == "labeled":
+        if _holds(table.at[i, column], label) and str(table.at[i, "split"]) == "labeled":
             result.already.append(item_id)
             continue
-        table.at[i, "label"] = label
+        if isinstance(label, list):
+            # A Parquet column of lists stays one: a text cell among lists would not write.
+            table.at[i, column] = list(label) if holds_lists else SEPARATOR.join(label)
+        else:
+            table.at[i, column] = label
         table.at[i, "split"] = "labeled"
         result.written.append(item_id)
     if not result.written:
@@ -138,3 +191,11 @@ def _promote_manifest(labels: dict[str, str], file: Path, raw: Path, result: Pro
         write_csv(table, file)
     else:
         write_parquet(table, file)
+
+
+def _holds(cell: object, label: str | list[str]) -> bool:
+    """Whether a manifest cell already says `label`: the same text, or the same set in any order."""
+    if isinstance(label, list):
+        names = split_labels(cell)
+        return names is not None and set(names) == set(label)
+    return str(cell) == label
