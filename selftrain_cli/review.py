@@ -20,16 +20,19 @@ def add_commands(commands, parents: list[argparse.ArgumentParser]) -> None:
     review.add_argument("--top", type=int, default=DEFAULT_TOP, help=f"items in the queue (default {DEFAULT_TOP})")
     review.add_argument(
         "--by", choices=STRATEGIES, default="uncertainty",
-        help="what to review first: lowest confidence (uncertainty), predictions changed since the round "
-        "before (flips), rows a rule relabelled or dropped (rule_disagreement), highest ood_score (ood)",
+        help="what to review first: lowest confidence, or smallest min_margin in a multilabel run (uncertainty), "
+        "predictions changed since the round before (flips), rows a rule relabelled or dropped "
+        "(rule_disagreement), highest ood_score (ood)",
     )  # fmt: skip
     review.add_argument(
         "--apply", metavar="QUEUE_CSV",
-        help="append the rows of a queue CSV whose correct_label is filled in to data/corrections.csv",
+        help="append the rows of a queue CSV whose correct_label (correct_labels in a multilabel run) is "
+        "filled in to data/corrections.csv",
     )  # fmt: skip
     review.add_argument(
         "--promote", action="store_true",
-        help="write corrected labels into the labeled set of your data (manifest or folders) for the next run",
+        help="write corrected labels into the labeled set of your data (manifest or folders; label sets: "
+        "manifest only) for the next run",
     )  # fmt: skip
     review.add_argument("--params", default="params.yaml", help="params file, relative to the project (--promote)")
     review.set_defaults(handler=review_command)
@@ -43,23 +46,11 @@ def review_command(args: argparse.Namespace) -> int:
     chosen = [name for name, present in given.items() if present]
     if len(chosen) != 1:
         raise ConfigError(f"review needs exactly one of --gen K, --apply QUEUE_CSV, --promote; got {chosen or 'none'}")
-    _refuse_label_sets(paths)
     if args.apply:
         return _apply(paths, Path(args.apply))
     if args.promote:
         return _promote(paths, Path(args.project_dir), args.params)
     return _queue(paths, args.gen, args.by, args.top)
-
-
-def _refuse_label_sets(paths) -> None:
-    """The queue, its page, --apply and --promote read one label per item: not a multilabel run's sets."""
-    from selftrain.data import load_dataset
-
-    if paths.manifest.exists() and load_dataset(paths.manifest).is_multilabel:
-        raise ConfigError(
-            f"review: {paths.manifest} holds label sets (task multilabel); the review queue is multiclass only. "
-            f"Correct an image's set in {paths.corrections} by hand (item_id, label = a|b, or drop)"
-        )
 
 
 def _queue(paths, gen: int, by: str, top: int) -> int:
@@ -90,11 +81,14 @@ def _promote(paths, root: Path, params_file: str) -> int:
     from selftrain.config import load_params
     from selftrain.data import load_dataset
     from selftrain.refine.corrections import read_corrections
+    from selftrain.refine.label_corrections import read_label_corrections
     from selftrain.review.promote import promote
 
     params = load_params(root / params_file)
     dataset = load_dataset(paths.manifest)
-    corrections = read_corrections(paths.corrections, dataset.class_names)
+    # A multilabel run's corrections file holds sets: "a|b", "" (the empty set) or drop.
+    read = read_label_corrections if dataset.is_multilabel else read_corrections
+    corrections = read(paths.corrections, dataset.class_names)
     done = promote(corrections, dataset.manifest, dataset.class_names, params.data, root)
     print(
         f"review: promoted {len(done.written)} item(s) into {done.where}; {len(done.already)} already there; "

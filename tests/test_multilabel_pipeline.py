@@ -96,8 +96,43 @@ def test_refine_dry_run_previews_a_label_set_rule(multilabel_project, tmp_path):
     assert "drop-crowded" in proc.stdout
 
 
-def test_review_queue_refuses_label_sets_with_one_line(multilabel_project):
-    proc = run([sys.executable, "-m", "selftrain_cli", "review", "--gen", "1"], cwd=multilabel_project, check=False)
-    assert proc.returncode != 0
-    assert "the review queue is multiclass only" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def review(project, *args: str, check: bool = True):
+    return run([sys.executable, "-m", "selftrain_cli", "review", *args], cwd=project, check=check)
+
+
+@pytest.mark.parametrize("gen, by", [(1, "uncertainty"), (1, "rule_disagreement"), (2, "flips")])
+def test_review_queue_of_label_sets_is_written_with_its_page(multilabel_project, gen, by):
+    from selftrain.review.names import LABEL_SET_QUEUE_COLUMNS
+
+    review(multilabel_project, "--gen", str(gen), "--by", by, "--top", "5")
+    queue = pd.read_csv(multilabel_project / f"reviews/gen{gen}/queue.csv", dtype=str, keep_default_na=False)
+    assert list(queue.columns) == list(LABEL_SET_QUEUE_COLUMNS)
+    assert len(queue) <= 5 and (queue["correct_labels"] == "").all()
+    for cell in queue["predicted_labels"]:
+        assert cell == "(none)" or set(cell.split("|")) <= set(CLASSES)
+    if by == "uncertainty":
+        assert len(queue) == 5
+        margins = queue["min_margin"].astype(float).tolist()
+        assert margins == sorted(margins)
+    page = (multilabel_project / f"reviews/gen{gen}/queue.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(queue)
+    assert "<code>correct_labels</code>" in page and "confidence" not in page
+
+
+def test_review_applies_label_sets_and_refuses_to_promote_into_the_built_in_mosaics(multilabel_project):
+    review(multilabel_project, "--gen", "1", "--top", "3")
+    queue_path = multilabel_project / "reviews/gen1/queue.csv"
+    queue = pd.read_csv(queue_path, dtype=str, keep_default_na=False)
+    queue["correct_labels"] = ["1|7", "(none)", "drop"]
+    queue.to_csv(queue_path, index=False)
+    corrections = multilabel_project / "data/corrections.csv"
+    before = corrections.read_text()
+    try:
+        review(multilabel_project, "--apply", str(queue_path))
+        ids = queue["item_id"].tolist()
+        assert corrections.read_text() == before + f"{ids[0]},1|7,\n{ids[1]},,\n{ids[2]},drop,\n"
+        proc = review(multilabel_project, "--promote", check=False)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert "'digits-mosaic' is built in and has no files to promote labels into" in proc.stderr
+    finally:
+        corrections.write_text(before)  # the module's project stays as dvc repro left it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,3 +123,33 @@ def test_page_shows_the_predicted_set_and_min_margin_and_names_correct_labels(tm
     assert "confidence" not in page
     assert "Fill in <code>correct_labels</code>" in page
     assert "<code>(none)</code> for an image that shows no class; or <code>drop</code>" in page
+
+
+# --- the command, on a multilabel round laid out on disk ------------------------------
+
+
+def test_review_writes_a_label_set_queue_and_page_for_a_multilabel_round(tmp_path):
+    from selftrain_cli.main import main
+
+    prepared = tmp_path / "data/prepared"
+    prepared.mkdir(parents=True)
+    (prepared / "classes.json").write_text(json.dumps(list(NAMES)))
+    table = label_table([["bed"], ["lamp", "island"], []], margins=[0.2, 0.1, 0.05])
+    for generation, pred_labels in ((1, [["bed"], ["lamp"], ["dresser"]]), (2, None)):
+        round_table = table.copy()
+        if pred_labels is not None:
+            round_table["pred_labels"] = [np.array(names, dtype=object) for names in pred_labels]
+        (tmp_path / f"data/gen{generation}/pseudo_labels").mkdir(parents=True)
+        round_table.to_parquet(tmp_path / f"data/gen{generation}/pseudo_labels/part-00000.parquet")
+    (tmp_path / "data/corrections.csv").write_text("item_id,label,note\nimg2,,nothing there\n")
+
+    assert main(["--project-dir", str(tmp_path), "review", "--gen", "2", "--by", "flips"]) == 0
+    queue = pd.read_csv(tmp_path / "reviews/gen2/queue.csv", keep_default_na=False)
+    assert list(queue.columns) == list(LABEL_SET_QUEUE_COLUMNS)
+    # img0 kept its set; img2 flipped too, but a person already corrected it.
+    assert queue["item_id"].tolist() == ["img1"]
+    assert queue["predicted_labels"].tolist() == ["island|lamp"]
+    assert queue["why"].tolist() == ["set changed lamp -> island|lamp since round 1"]
+    page = (tmp_path / "reviews/gen2/queue.html").read_text()
+    assert '<div class="label">island|lamp</div><div class="muted">min_margin 0.10</div>' in page
+    assert "Fill in <code>correct_labels</code>" in page
