@@ -38,17 +38,17 @@ def ids(queue: pd.DataFrame) -> list[str]:
 def test_uncertainty_ranks_smallest_min_margin_then_highest_entropy_then_table_order():
     table = label_table(
         [["bed"], ["dresser", "bed"], [], ["lamp"], ["island"]],
-        margins=[0.30, 0.05, 0.05, 0.05, 0.40],
+        margins=[0.30, 0.0004, 0.0004, 0.0004, 0.40],
         entropies=[0.1, 0.2, 0.6, 0.2, 0.1],
     )
     queue = rank_queue(table, NAMES, "uncertainty", top=4)
     assert list(queue.columns) == list(LABEL_SET_QUEUE_COLUMNS)
-    # img2 has the highest entropy of the three at 0.05; img1 and img3 tie and keep table order.
+    # img2 has the highest entropy of the three at 0.0004; img1 and img3 tie and keep table order.
     assert ids(queue) == ["img2", "img1", "img3", "img0"]
     # Sets in class order (bed before dresser), the empty set as (none).
     assert queue["predicted_labels"].tolist() == ["(none)", "bed|dresser", "lamp", "bed"]
-    assert queue["min_margin"].tolist() == [0.05, 0.05, 0.05, 0.3]
-    assert queue["why"][0] == "least certain class 0.05 from its threshold (mean binary entropy 0.60)"
+    assert queue["min_margin"].tolist() == [0.0004, 0.0004, 0.0004, 0.3]
+    assert queue["why"][0] == "least certain class 0.0004 from its threshold (mean binary entropy 0.60)"
     assert (queue["correct_labels"] == "").all()
 
 
@@ -118,8 +118,8 @@ def test_page_shows_the_predicted_set_and_min_margin_and_names_correct_labels(tm
 
     queue = rank_queue(label_table([["lamp", "bed"], []], margins=[0.031, 0.2]), NAMES, "uncertainty", top=5)
     page = queue_html(queue, "Review queue, round 1", tmp_path, "reviews/gen1/queue.csv")
-    assert '<div class="label">bed|lamp</div><div class="muted">min_margin 0.03</div>' in page
-    assert '<div class="label">(none)</div><div class="muted">min_margin 0.20</div>' in page
+    assert '<div class="label">bed|lamp</div><div class="muted">min_margin 0.031</div>' in page
+    assert '<div class="label">(none)</div><div class="muted">min_margin 0.2</div>' in page
     assert "confidence" not in page
     assert "Fill in <code>correct_labels</code>" in page
     assert "<code>(none)</code> for an image that shows no class; or <code>drop</code>" in page
@@ -151,5 +151,5 @@ def test_review_writes_a_label_set_queue_and_page_for_a_multilabel_round(tmp_pat
     assert queue["predicted_labels"].tolist() == ["island|lamp"]
     assert queue["why"].tolist() == ["set changed lamp -> island|lamp since round 1"]
     page = (tmp_path / "reviews/gen2/queue.html").read_text()
-    assert '<div class="label">island|lamp</div><div class="muted">min_margin 0.10</div>' in page
+    assert '<div class="label">island|lamp</div><div class="muted">min_margin 0.1</div>' in page
     assert "Fill in <code>correct_labels</code>" in page

@@ -73,8 +73,9 @@ def _uncertainty(rows: pd.DataFrame, names, previous, source) -> Ranking:
     margin = _numbers(rows, MARGIN_COLUMN, "--by uncertainty")
     entropy = _numbers(rows, ENTROPY_COLUMN, "--by uncertainty")
     order = np.lexsort((np.arange(len(rows)), -entropy, margin)).tolist()
+    # Two significant digits: the margins worth a look are near 0, where two decimals all read 0.00.
     why = {
-        i: f"least certain class {margin[i]:.2f} from its threshold (mean binary entropy {entropy[i]:.2f})"
+        i: f"least certain class {margin[i]:.2g} from its threshold (mean binary entropy {entropy[i]:.2f})"
         for i in order
     }
     return order, why

@@ -80,5 +80,5 @@ def _prediction(item) -> str:
 def _set_prediction(item) -> str:
     return (
         f'<div class="label">{escape(item.predicted_labels)}</div>'
-        f'<div class="muted">min_margin {item.min_margin:.2f}</div>'
+        f'<div class="muted">min_margin {item.min_margin:.2g}</div>'
     )
