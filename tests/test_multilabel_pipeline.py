@@ -114,6 +114,11 @@ def test_review_queue_of_label_sets_is_written_with_its_page(multilabel_project,
         assert len(queue) == 5
         margins = queue["min_margin"].astype(float).tolist()
         assert margins == sorted(margins)
+    if by == "rule_disagreement":
+        # Round 1 has no previous round, so only the project's label-set rule can disagree with the teacher.
+        assert len(queue) > 0
+        for predicted, why in zip(queue["predicted_labels"], queue["why"]):
+            assert why.startswith(f"no-1-beside-7 changed {predicted} -> ") and {"1", "7"} <= set(predicted.split("|"))
     page = (multilabel_project / f"reviews/gen{gen}/queue.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(queue)
     assert "<code>correct_labels</code>" in page and "confidence" not in page
