@@ -36,6 +36,7 @@ from selftrain.params_fields import SECTION, batch_size_field, int_or_auto, inva
 from selftrain.params_training import (
     RESNET_S3,
     STUDENT_EPOCHS_AUTO,
+    TEACHER_EPOCHS_AUTO,
     GenerationConfig,
     StudentConfig,
     TeacherConfig,
@@ -404,6 +405,12 @@ class Params:
     def weights(self, gen: int) -> str | None:
         """Where generation `gen` starts from (teacher.weights or generations.k.weights)."""
         return self.teacher.weights if gen == 0 else self._generation(gen).weights
+
+    def teacher_epochs(self) -> int:
+        """Epochs of the teacher: teacher.epochs, whose "auto" is the task's count (TEACHER_EPOCHS_AUTO)."""
+        if self.teacher.epochs == "auto":
+            return TEACHER_EPOCHS_AUTO[self.task]
+        return self.teacher.epochs
 
     def student_epochs(self, gen: int) -> int:
         """Epochs of student `gen`: the generation's own, else student.epochs, whose "auto"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -39,6 +39,11 @@ Amp = Literal["auto", "bf16", "off"]
 # students under-train at the multiclass count: at 5% labeled mosaics 20 epochs lose 14
 # to 20 points of test mAP to the teacher, 60 gain 3 to 5 (BENCHMARKS.md "Multilabel").
 STUDENT_EPOCHS_AUTO = {"multiclass": 20, "multilabel": 60}
+# teacher.epochs "auto": passes over the unlabeled pool (over the labeled rows when
+# teacher.unlabeled is none) per task. The multilabel teacher is short of steps at the
+# multiclass count: 30 passes are ~425 steps at 5% labeled mosaics, and more labels
+# (a smaller pool) made it worse (BENCHMARKS.md "Multilabel").
+TEACHER_EPOCHS_AUTO = {"multiclass": 30, "multilabel": 90}
 RESNET_S3 = "resnet-s3"
 # resnet-s3 teacher's size when params.yaml leaves it out.
 TEACHER_WIDTH, TEACHER_DEPTH = 16, 1
@@ -115,8 +120,9 @@ class TeacherConfig:
     dropout: StrictFloat = rate_field(0.1)
     drop_path: StrictFloat = rate_field(0.0)
     input_noise: StrictBool = True
-    # With `unlabeled` other than none, an epoch is one pass over the unlabeled pool.
-    epochs: StrictInt = epochs_field(40, low=0)
+    # With `unlabeled` other than none, an epoch is one pass over the unlabeled pool;
+    # "auto": TEACHER_EPOCHS_AUTO[task] (Params.teacher_epochs resolves it).
+    epochs: Annotated[StrictInt, epochs_field(..., low=0)] | Literal["auto"] = "auto"
     batch_size: StrictInt = batch_size_field(32)
     lr: StrictFloat = lr_field(0.05)
     # none | rotation | consistency: the auxiliary loss on unlabeled images.
@@ -129,6 +135,12 @@ class TeacherConfig:
     unlabeled_ratio: StrictFloat = unlabeled_ratio_field()
     # Exponential moving average of the weights, per step; the average is what is saved. 0 = off.
     ema_decay: StrictFloat = ema_decay_field()
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _epochs_or_auto(cls, value: Any) -> Any:
+        auto = ", ".join(f"{epochs} {task}" for task, epochs in TEACHER_EPOCHS_AUTO.items())
+        return int_or_auto(value, 0, 10_000, f" ({auto})")
 
     @model_validator(mode="after")
     def _arch_and_weights(self) -> TeacherConfig:
@@ -160,7 +172,7 @@ class StudentConfig:
     input_noise: StrictBool = True
     # Passes over the round's pseudo-labelled rows; "auto": STUDENT_EPOCHS_AUTO[task]
     # (Params.student_epochs resolves it, and a generation's own `epochs` wins).
-    epochs: StrictInt | Literal["auto"] = "auto"
+    epochs: Annotated[StrictInt, epochs_field(...)] | Literal["auto"] = "auto"
     # Labeled rows per batch; pseudo-labelled rows per batch = batch_size * batch_ratio.
     batch_size: StrictInt = batch_size_field(32)
     batch_ratio: StrictFloat = Field(3.0, gt=0)

@@ -141,7 +141,7 @@ def train_teacher(
     cfg = params.teacher
     aux, pool = unlabeled_loss(cfg, dataset)
     options = FitOptions(
-        epochs=cfg.epochs,
+        epochs=params.teacher_epochs(),
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         image_size=input_size(dataset, params.data),
@@ -160,7 +160,7 @@ def train_teacher(
     seed_everything(options.seed)
     model, source, noise_applied = initial_model(params, 0, dataset.num_classes, "train_teacher")
     history: list[dict] = []
-    if cfg.epochs:
+    if options.epochs:
         history = fit(
             model,
             labeled_train_set(dataset, params.task),

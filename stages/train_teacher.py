@@ -22,7 +22,7 @@ def main(argv=None):
         return train_teacher(dataset, params, on_epoch=progress, checkpoint=checkpoint, world=world)
 
     train_and_save(
-        "stages.train_teacher", argv, params, train, epochs=params.teacher.epochs,
+        "stages.train_teacher", argv, params, train, epochs=params.teacher_epochs(),
         out=args.out, live_dir=args.live_dir, checkpoint=checkpoint, label="train_teacher",
     )  # fmt: skip
 

@@ -86,7 +86,7 @@ def test_generations_must_be_contiguous():
 def test_load_params_names_the_file(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("teacher: {epochs: -1}\n")
-    with pytest.raises(ConfigError, match=rf"{bad}: teacher.epochs: must be in"):
+    with pytest.raises(ConfigError, match=rf"{bad}: teacher.epochs: expected an integer in \[0, 10000\] or 'auto'"):
         load_params(bad)
     with pytest.raises(ConfigError, match="no such params file"):
         load_params(tmp_path / "missing.yaml")
@@ -101,7 +101,7 @@ def test_config_is_frozen():
 def test_load_params_applies_overrides():
     params = load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=3"])
     assert params.teacher.epochs == 3
-    with pytest.raises(ConfigError, match=r"teacher.epochs: must be in \[0, 10000\]"):
+    with pytest.raises(ConfigError, match=r"teacher.epochs: expected an integer in \[0, 10000\] or 'auto' \(30 multiclass, 90 multilabel\), got -1"):
         load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=-1"])
 
 
@@ -124,6 +124,17 @@ def test_student_epochs_auto_follows_the_task():
     raw["data"]["source"] = "digits-mosaic"
     multilabel = params_from_dict(raw)
     assert [multilabel.student_epochs(k) for k in (1, 2)] == [60, 60]
+
+
+def test_teacher_epochs_auto_follows_the_task_and_a_given_count_wins():
+    """auto: 30 passes for a multiclass teacher, 90 for a multilabel one (measured, BENCHMARKS.md)."""
+    assert params_from_dict(changed("teacher.epochs", "auto")).teacher_epochs() == 30
+    raw = changed("teacher.epochs", "auto")
+    raw["task"] = "multilabel"
+    raw["data"]["source"] = "digits-mosaic"
+    assert params_from_dict(raw).teacher_epochs() == 90
+    raw["teacher"]["epochs"] = 12
+    assert params_from_dict(raw).teacher_epochs() == 12
 
 
 def test_student_epochs_given_or_per_generation_win_over_auto():
