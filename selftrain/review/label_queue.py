@@ -26,11 +26,9 @@ import numpy as np
 import pandas as pd
 
 from selftrain.errors import DataError
-from selftrain.inspection.views import as_list
 from selftrain.label_columns import LABELS_COLUMN, SEPARATOR, split_labels
-from selftrain.refine.corrections import RULE_NAME
 from selftrain.review.names import LABEL_SET_QUEUE_COLUMNS, NO_LABELS
-from selftrain.review.ranking import FILTER_RULES, Ranking, rank_by_ood
+from selftrain.review.ranking import Ranking, rank_by_ood, rank_rule_disagreements
 
 PREDICTED_COLUMN = "pred_labels"
 MARGIN_COLUMN = "min_margin"
@@ -100,28 +98,15 @@ def _flips(rows: pd.DataFrame, names, previous, source) -> Ranking:
 
 
 def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> Ranking:
-    missing = [c for c in ("kept", LABELS_COLUMN, "rules", "dropped_by") if c not in rows.columns]
-    if missing:
-        raise DataError(f"--by rule_disagreement: the round is not refined (no column(s) {missing}); run refine first")
     predicted = rows[PREDICTED_COLUMN].tolist()
-    after = rows[LABELS_COLUMN].tolist()
-    kept = rows["kept"].to_numpy(dtype=bool)
-    rules = [as_list(r) for r in rows["rules"]]
-    dropped_by = rows["dropped_by"].tolist()
-    why: dict[int, str] = {}
-    for i in range(len(rows)):
-        if RULE_NAME in rules[i]:
-            continue  # a person settled it
-        by_rules = ", ".join(r for r in rules[i] if r not in FILTER_RULES) or "a rule"
-        teacher = set_text(predicted[i], names)
-        if kept[i] and _as_set(after[i]) != _as_set(predicted[i]):
-            why[i] = f"{by_rules} changed {teacher} -> {set_text(after[i], names)}"
-        elif not kept[i] and isinstance(dropped_by[i], str) and dropped_by[i] not in FILTER_RULES:
-            why[i] = f"dropped by {dropped_by[i]} (teacher said {teacher})"
-    candidates = np.array(sorted(why), dtype=np.int64)
-    margin = _numbers(rows, MARGIN_COLUMN, "--by rule_disagreement")
-    order = candidates[np.lexsort((candidates, -margin[candidates]))].tolist() if len(candidates) else []
-    return order, why
+    after = rows[LABELS_COLUMN].tolist() if LABELS_COLUMN in rows.columns else None
+
+    def changed(i: int) -> str | None:
+        if _as_set(after[i]) == _as_set(predicted[i]):
+            return None
+        return f"changed {set_text(predicted[i], names)} -> {set_text(after[i], names)}"
+
+    return rank_rule_disagreements(rows, LABELS_COLUMN, changed, lambda i: set_text(predicted[i], names), MARGIN_COLUMN)
 
 
 LABEL_SET_RANKERS = {

@@ -24,12 +24,11 @@ import pandas as pd
 from selftrain.errors import DataError
 from selftrain.inspection.label_set_tables import is_multilabel_table
 from selftrain.inspection.rounds import RoundData, load_round, previous_predictions
-from selftrain.inspection.views import as_list
 from selftrain.paths import ProjectPaths
-from selftrain.refine.corrections import RULE_NAME, read_csv_text
+from selftrain.refine.corrections import read_csv_text
 from selftrain.review.label_queue import LABEL_SET_RANKERS, label_set_queue
 from selftrain.review.names import DEFAULT_TOP, QUEUE_COLUMNS
-from selftrain.review.ranking import FILTER_RULES, Ranking, check_request, rank_by_ood, rows_to_rank
+from selftrain.review.ranking import Ranking, check_request, rank_by_ood, rank_rule_disagreements, rows_to_rank
 
 
 def rank_queue(
@@ -99,27 +98,15 @@ def _flips(rows: pd.DataFrame, names, previous, source) -> Ranking:
 
 
 def _rule_disagreement(rows: pd.DataFrame, names, previous, source) -> Ranking:
-    missing = [c for c in ("kept", "label", "rules", "dropped_by") if c not in rows.columns]
-    if missing:
-        raise DataError(f"--by rule_disagreement: the round is not refined (no column(s) {missing}); run refine first")
     pred = rows["pred"].to_numpy(dtype=np.int64)
-    label = rows["label"].to_numpy(dtype=np.float64, na_value=np.nan)
-    kept = rows["kept"].to_numpy(dtype=bool)
-    rules = [as_list(r) for r in rows["rules"]]
-    dropped_by = rows["dropped_by"].tolist()
-    why: dict[int, str] = {}
-    for i in range(len(rows)):
-        if RULE_NAME in rules[i]:
-            continue
-        by_rules = ", ".join(r for r in rules[i] if r not in FILTER_RULES) or "a rule"
-        if kept[i] and label[i] != pred[i]:
-            why[i] = f"{by_rules} relabelled {_name(pred[i], names)} -> {_name(label[i], names)}"
-        elif not kept[i] and isinstance(dropped_by[i], str) and dropped_by[i] not in FILTER_RULES:
-            why[i] = f"dropped by {dropped_by[i]} (teacher said {_name(pred[i], names)})"
-    candidates = np.array(sorted(why), dtype=np.int64)
-    confidence = rows["confidence"].to_numpy(dtype=np.float64)
-    order = candidates[np.lexsort((candidates, -confidence[candidates]))].tolist() if len(candidates) else []
-    return order, why
+    label = rows["label"].to_numpy(dtype=np.float64, na_value=np.nan) if "label" in rows.columns else None
+
+    def relabelled(i: int) -> str | None:
+        if label[i] == pred[i]:
+            return None
+        return f"relabelled {_name(pred[i], names)} -> {_name(label[i], names)}"
+
+    return rank_rule_disagreements(rows, "label", relabelled, lambda i: _name(pred[i], names), "confidence")
 
 
 _RANKERS = {

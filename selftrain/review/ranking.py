@@ -7,10 +7,13 @@ returns the chosen row positions in review order with a why text for each.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from selftrain.errors import ConfigError, DataError
+from selftrain.inspection.views import as_list
 from selftrain.refine.corrections import RULE_NAME
 from selftrain.refine.ood_config import SCORE_COLUMN
 from selftrain.review.names import STRATEGIES
@@ -47,3 +50,42 @@ def rank_by_ood(rows: pd.DataFrame, names, previous, source) -> Ranking:
     scored = np.flatnonzero(~np.isnan(score))
     order = scored[np.lexsort((scored, -score[scored]))].tolist()
     return order, {i: f"out-of-distribution score {score[i]:.3g}" for i in order}
+
+
+def rank_rule_disagreements(
+    rows: pd.DataFrame,
+    label_column: str,
+    changed: Callable[[int], str | None],
+    teacher_said: Callable[[int], str],
+    certainty_column: str,
+) -> Ranking:
+    """Rows a rule that is not a filter changed (`changed(i)`: what it did, None if the
+    label stayed the teacher's) or dropped, the most certain teacher first (by
+    `certainty_column`, higher is surer); rows a person corrected are left out.
+
+    Raises:
+        DataError: the round is not refined, or has no `certainty_column`.
+    """
+    missing = [c for c in ("kept", label_column, "rules", "dropped_by") if c not in rows.columns]
+    if missing:
+        raise DataError(f"--by rule_disagreement: the round is not refined (no column(s) {missing}); run refine first")
+    if certainty_column not in rows.columns:
+        raise DataError(f"--by rule_disagreement: the round's table has no {certainty_column!r} column")
+    certainty = rows[certainty_column].to_numpy(dtype=np.float64)
+    kept = rows["kept"].to_numpy(dtype=bool)
+    rules = [as_list(r) for r in rows["rules"]]
+    dropped_by = rows["dropped_by"].tolist()
+    why: dict[int, str] = {}
+    for i in range(len(rows)):
+        if RULE_NAME in rules[i]:
+            continue  # a person settled it
+        by_rules = ", ".join(r for r in rules[i] if r not in FILTER_RULES) or "a rule"
+        if kept[i]:
+            change = changed(i)
+            if change is not None:
+                why[i] = f"{by_rules} {change}"
+        elif isinstance(dropped_by[i], str) and dropped_by[i] not in FILTER_RULES:
+            why[i] = f"dropped by {dropped_by[i]} (teacher said {teacher_said(i)})"
+    candidates = np.array(sorted(why), dtype=np.int64)
+    order = candidates[np.lexsort((candidates, -certainty[candidates]))].tolist() if len(candidates) else []
+    return order, why
