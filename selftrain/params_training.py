@@ -36,9 +36,10 @@ StudentInit = Literal["scratch", "teacher"]
 # auto: bf16 on CUDA, off on the CPU.
 Amp = Literal["auto", "bf16", "off"]
 # student.epochs "auto": passes over the round's pseudo-labelled rows per task. Multilabel
-# students under-train at the multiclass count: at 5% labeled mosaics 20 epochs lose 14
-# to 20 points of test mAP to the teacher, 60 gain 3 to 5 (BENCHMARKS.md "Multilabel").
-STUDENT_EPOCHS_AUTO = {"multiclass": 20, "multilabel": 60}
+# students under-train at the multiclass count: at 5% labeled mosaics, behind a 30-pass
+# teacher 20 epochs lost 14 to 20 points of test mAP to it and 60 gained 3 to 5; behind
+# the 90-pass teacher 60 lose 1 to 2 points and 120 gain (BENCHMARKS.md "Multilabel").
+STUDENT_EPOCHS_AUTO = {"multiclass": 20, "multilabel": 120}
 # teacher.epochs "auto": passes over the unlabeled pool (over the labeled rows when
 # teacher.unlabeled is none) per task. The multilabel teacher is short of steps at the
 # multiclass count: 30 passes are ~425 steps at 5% labeled mosaics, and more labels
