@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import copy_project, dvc, make_project, run, tiny_params
+from conftest import copy_project, dvc, make_project, run, tiny_multilabel_params, tiny_params
 from flows.stage_output import StageFailedOnInput
 from selftrain.gate import best_index, tie_tolerance
 from flows.loop import (
@@ -278,9 +278,7 @@ def test_gate_stops_a_planted_regression(tmp_path):
 
 
 def test_multilabel_flow_gates_and_chooses_by_val_map(tmp_path):
-    from test_multilabel_pipeline import multilabel_params
-
-    params = multilabel_params()
+    params = tiny_multilabel_params()
     # A student must beat its teacher's val mAP by half a point, else the loop stops.
     params["loop"].update(min_gain=0.005, patience=1)
     project = make_project(tmp_path / "project", params)
