@@ -43,6 +43,14 @@ def test_a_missing_corrections_file_is_created_with_its_header(tmp_path):
     assert (tmp_path / "corrections.csv").read_text() == "item_id,label,note\nu1,lamp,\n"
 
 
+def assert_one_bad_row_and_nothing_written(queue, corrections, manifest, message, before):
+    with pytest.raises(DataError) as err:
+        apply_queue(queue, corrections, manifest, NAMES)
+    assert f"{queue}: {message}" in str(err.value)
+    assert len(str(err.value).splitlines()) == 2  # the heading and the one bad row
+    assert corrections.read_text() == before
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [
@@ -57,11 +65,7 @@ def test_a_missing_corrections_file_is_created_with_its_header(tmp_path):
 def test_each_bad_row_is_named_and_nothing_is_written(files, rows, message):
     queue, corrections = files
     queue.write_text(HEADER + "u2,b.png,bed,0.5,low,island,\n" + rows)  # a good row first, line 2
-    with pytest.raises(DataError) as err:
-        apply_queue(queue, corrections, MANIFEST, NAMES)
-    assert f"{queue}: {message}" in str(err.value)
-    assert len(str(err.value).splitlines()) == 2  # the heading and the one bad row
-    assert corrections.read_text() == EXISTING
+    assert_one_bad_row_and_nothing_written(queue, corrections, MANIFEST, message, EXISTING)
 
 
 def test_every_bad_row_gets_its_own_line(files):
@@ -137,11 +141,7 @@ def test_each_bad_label_set_row_is_named_and_nothing_is_written(files, rows, mes
     queue, corrections = files
     corrections.write_text(LABEL_EXISTING)
     queue.write_text(LABEL_HEADER + "u2,b.png,bed,0.5,low,island|lamp,\n" + rows)  # a good row first, line 2
-    with pytest.raises(DataError) as err:
-        apply_queue(queue, corrections, LABEL_MANIFEST, NAMES)
-    assert f"{queue}: {message}" in str(err.value)
-    assert len(str(err.value).splitlines()) == 2  # the heading and the one bad row
-    assert corrections.read_text() == LABEL_EXISTING
+    assert_one_bad_row_and_nothing_written(queue, corrections, LABEL_MANIFEST, message, LABEL_EXISTING)
 
 
 def test_a_queue_of_the_other_task_is_one_named_error(files):
