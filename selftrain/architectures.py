@@ -14,7 +14,6 @@ import functools
 import inspect
 
 import torch
-import torchvision
 from torch import nn
 
 from selftrain.models import create_model
@@ -30,6 +29,8 @@ NOMINAL_CLASSES = 10
 @functools.cache
 def named_architectures() -> tuple[str, ...]:
     """torchvision's classification models (not detection, segmentation, video...)."""
+    import torchvision  # only for a named architecture: resnet-s3 stages skip its ~1.5 s import
+
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -44,6 +45,8 @@ def architecture_error(arch: str) -> str | None:
 
 
 def _build_named(arch: str, num_classes: int, **knobs: float) -> nn.Module:
+    import torchvision
+
     return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **knobs)
 
 

@@ -1,4 +1,4 @@
-"""Residual CNNs built from torchvision blocks, and the safe checkpoints of every model.
+"""Residual CNNs (resnet-s3), and the safe checkpoints of every model.
 
 A checkpoint is a directory with `model.pt` (a state dict, loaded with
 `weights_only=True`) and `model.json` (architecture, classes, generation):
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation, StochasticDepth
 
 from selftrain.atomic import atomic_dir
 from selftrain.config import Params
@@ -51,6 +50,47 @@ class ModelHeader:
     task: str = "multiclass"
 
 
+def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    """conv (no bias), batch norm, then ReLU unless `relu` is False.
+
+    The layout, state-dict keys and init order of torchvision's `Conv2dNormActivation`,
+    written here so that a resnet-s3 stage does not import torchvision: its package import
+    (torch._dynamo through torchvision.ops) costs ~1.5 s in each of the loop's stages.
+    """
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per row: zero a sample's residual branch with probability `p`
+    while training, scale the kept ones by 1 / (1 - p). The same draws as torchvision's
+    `StochasticDepth(p, mode="row")` (one Bernoulli per row, in that order)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"drop probability has to be between 0 and 1, but got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        noise.bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class ResidualBlock(nn.Module):
     """conv-bn-relu, conv-bn, plus a (projected) shortcut; the residual branch is
     dropped per sample with probability `drop_path` while training (stochastic depth)."""
@@ -58,15 +98,15 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, drop_path: float):
         super().__init__()
         self.branch = nn.Sequential(
-            Conv2dNormActivation(in_ch, out_ch, 3, stride=stride),
-            Conv2dNormActivation(out_ch, out_ch, 3, activation_layer=None),
+            conv_bn(in_ch, out_ch, 3, stride=stride),
+            conv_bn(out_ch, out_ch, 3, relu=False),
         )
         self.shortcut = (
             nn.Identity()
             if stride == 1 and in_ch == out_ch
-            else Conv2dNormActivation(in_ch, out_ch, 1, stride=stride, activation_layer=None)
+            else conv_bn(in_ch, out_ch, 1, stride=stride, relu=False)
         )
-        self.drop_path = StochasticDepth(drop_path, mode="row")
+        self.drop_path = DropPath(drop_path)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +130,7 @@ class ResNetS3(nn.Module):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(ResidualBlock(in_ch, out_ch, stride, rate))
                 in_ch = out_ch
-        self.stem = Conv2dNormActivation(3, width, 3)
+        self.stem = conv_bn(3, width, 3)
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_ch, num_classes)

@@ -18,7 +18,7 @@ from conftest import REPO_ROOT
 from selftrain.architectures import RESNET_S3, build_model
 from selftrain.config import AugmentConfig, OptimConfig, params_from_dict
 from selftrain.errors import ConfigError
-from selftrain.models import ModelHeader, count_parameters, load_model, save_model
+from selftrain.models import DropPath, ModelHeader, count_parameters, load_model, save_model
 from selftrain.train import FitOptions, TrainSet, fit
 from selftrain.trainers import hardware_options
 
@@ -86,7 +86,7 @@ def test_noise_maps_to_the_architectures_own_knobs(arch, dropout_applied, drop_p
     model, applied = build_model(arch, width, depth, 0.4, 0.3, 3)
     assert applied == {"dropout": dropout_applied, "drop_path": drop_path_applied}
     dropouts = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
-    depths = {m.p for m in model.modules() if isinstance(m, StochasticDepth)}
+    depths = {m.p for m in model.modules() if isinstance(m, (StochasticDepth, DropPath))}
     assert (0.4 in dropouts) == dropout_applied
     # Rates grow with depth up to the setting (torchvision and resnet-s3 alike).
     assert (0.0 < max(depths, default=0.0) <= 0.3) == drop_path_applied

@@ -12,7 +12,9 @@ from selftrain.architectures import RESNET_S3
 from selftrain.errors import ModelError
 from selftrain.models import (
     HEADER_FILE,
+    DropPath,
     ModelHeader,
+    conv_bn,
     count_parameters,
     create_model,
     load_model,
@@ -91,3 +93,52 @@ def test_checkpoint_of_other_architecture_is_named(tmp_path):
 def test_missing_header_is_named(tmp_path):
     with pytest.raises(ModelError, match="no model header"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "relu"), [(3, 1, True), (3, 2, False), (1, 2, False)])
+def test_conv_bn_is_torchvisions_conv_norm_activation(kernel, stride, relu):
+    from torchvision.ops import Conv2dNormActivation
+
+    torch.manual_seed(0)
+    ours = conv_bn(4, 6, kernel, stride=stride, relu=relu)
+    torch.manual_seed(0)
+    theirs = Conv2dNormActivation(4, 6, kernel, stride=stride, activation_layer=torch.nn.ReLU if relu else None)
+    # Same keys, same initial values (same init order): checkpoints and seeded runs carry over.
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(5, 4, 9, 9)
+    assert torch.equal(ours.train()(x), theirs.train()(x))
+
+
+def test_drop_path_draws_as_torchvisions_stochastic_depth():
+    from torchvision.ops import StochasticDepth
+
+    x = torch.randn(64, 3, 4, 4)
+    torch.manual_seed(1)
+    ours = DropPath(0.3).train()(x)
+    torch.manual_seed(1)
+    theirs = StochasticDepth(0.3, mode="row").train()(x)
+    assert torch.equal(ours, theirs)
+    dropped = (ours.flatten(1) == 0).all(dim=1)
+    assert 0 < int(dropped.sum()) < 64  # some rows dropped, not all
+    assert torch.equal(DropPath(0.3).eval()(x), x)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        DropPath(1.5)
+
+
+def test_loop_stages_import_neither_torchvision_nor_sklearn():
+    # Each stage is its own process: a package import is paid once per stage per run.
+    # resnet-s3 needs neither; scikit-learn is imported where prepare splits or evaluate scores.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, stages.train_teacher, stages.train_student, stages.infer, stages.refine, stages.evaluate; "
+        "print(sorted(m for m in ('torchvision', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
