@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from selftrain.atomic import atomic_dir, write_json, write_parquet
 from selftrain.config import INPUT_CHANNELS, DataConfig
@@ -144,6 +143,9 @@ def digits_images() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 def assign_splits(labels: np.ndarray, config: DataConfig, seed: int) -> np.ndarray:
     """Stratified, seeded split names for each item; test is a share of all items,
     val and labeled are shares of the non-test pool, unlabeled is the rest."""
+    # Imported here: only prepare splits, and scikit-learn's import costs ~1 s per stage.
+    from sklearn.model_selection import train_test_split
+
     n = len(labels)
     index = np.arange(n)
     splits = np.full(n, "unlabeled", dtype=object)
@@ -176,6 +178,8 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Indices of a stratified subset of `size` items (all items when size is 0 or larger)."""
     if size == 0 or size >= len(labels):
         return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
     keep, _ = train_test_split(
         np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed
     )

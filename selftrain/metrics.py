@@ -6,13 +6,15 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 ) -> dict:
     """accuracy, macro_f1 and per-class precision/recall/f1/support."""
+    # Imported here: scikit-learn's package import (~1 s) is paid by the stages that score.
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
     labels = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0

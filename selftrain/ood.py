@@ -33,7 +33,6 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.covariance import ledoit_wolf
 from torch import nn
 
 from selftrain.calibration import output_probs
@@ -74,6 +73,8 @@ class Centroids:
         means = np.stack([x[labels == c].mean(axis=0) for c in range(num_classes)])
         centered = x - means[labels]
         if len(x) > 1:
+            from sklearn.covariance import ledoit_wolf  # mahalanobis only: skip sklearn's import otherwise
+
             covariance, _ = ledoit_wolf(centered, assume_centered=True)
         else:
             covariance = np.eye(x.shape[1])
