@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -66,7 +67,14 @@ def apply_queue(
     else:
         existing = read_corrections(corrections_path, class_names).lines
         to_label = class_cell
-    splits = dict(zip(manifest["item_id"].astype(str), manifest["split"].astype(str)))
+    rules = _RowRules(
+        splits=dict(zip(manifest["item_id"].astype(str), manifest["split"].astype(str))),
+        class_names=class_names,
+        existing=existing,
+        corrections_path=corrections_path,
+        column=column,
+        to_label=to_label,
+    )
     notes = queue["note"] if "note" in queue.columns else pd.Series([""] * len(queue))
 
     errors: list[str] = []
@@ -77,9 +85,7 @@ def apply_queue(
         if not label:
             continue  # not reviewed
         where = f"{queue_path}: line {i + 2}"
-        problem = _row_problem(
-            item_id, label, splits, class_names, first_line, existing, corrections_path, column, to_label
-        )
+        problem = rules.problem(item_id, label, first_line)
         if problem:
             errors.append(f"{where}: {problem}")
             continue
@@ -135,32 +141,36 @@ def _check_task(queue_path: Path, queue: pd.DataFrame, multilabel: bool) -> None
         )
 
 
-def _row_problem(
-    item_id: str,
-    label: str,
-    splits: dict[str, str],
-    class_names: tuple[str, ...],
-    first_line: dict[str, int],
-    existing: dict[str, int],
-    corrections_path: Path,
-    column: str,
-    to_label: Callable[[str, tuple[str, ...]], str],
-) -> str | None:
-    if not item_id:
-        return "empty item_id"
-    if item_id not in splits:
-        return f"item_id {item_id!r} is not in the manifest"
-    if splits[item_id] != "unlabeled":
-        return f"item_id {item_id!r} is in the {splits[item_id]!r} split, not the unlabeled pool"
-    try:
-        to_label(label, class_names)
-    except ValueError as exc:
-        return f"{column}: {exc}"
-    if item_id in first_line:
-        return f"item_id {item_id!r} repeats line {first_line[item_id]}"
-    if item_id in existing:
-        return f"item_id {item_id!r} is already corrected in {corrections_path}: line {existing[item_id]}"
-    return None
+@dataclass(frozen=True)
+class _RowRules:
+    """What a filled-in queue row is checked against: the manifest's splits, the classes,
+    the corrections file's lines, and the task's label column and its spelling."""
+
+    splits: dict[str, str]
+    class_names: tuple[str, ...]
+    existing: dict[str, int]
+    corrections_path: Path
+    column: str
+    to_label: Callable[[str, tuple[str, ...]], str]
+
+    def problem(self, item_id: str, label: str, first_line: dict[str, int]) -> str | None:
+        """Why the row cannot be appended (None: it can); `first_line` maps the ids of
+        the queue's earlier accepted rows to their lines."""
+        if not item_id:
+            return "empty item_id"
+        if item_id not in self.splits:
+            return f"item_id {item_id!r} is not in the manifest"
+        if self.splits[item_id] != "unlabeled":
+            return f"item_id {item_id!r} is in the {self.splits[item_id]!r} split, not the unlabeled pool"
+        try:
+            self.to_label(label, self.class_names)
+        except ValueError as exc:
+            return f"{self.column}: {exc}"
+        if item_id in first_line:
+            return f"item_id {item_id!r} repeats line {first_line[item_id]}"
+        if item_id in self.existing:
+            return f"item_id {item_id!r} is already corrected in {self.corrections_path}: line {self.existing[item_id]}"
+        return None
 
 
 def _append(path: Path, rows: list[tuple[str, str, str]]) -> None:
