@@ -75,6 +75,8 @@ def test_generations_override_stops_early(tmp_path):
     state = noisy_student_loop(project_dir=str(project), generations=1, return_state=True)
     result = state.result()
     assert [row["generation"] for row in result["rows"]] == [0, 1]
+    # Saved with the produced stages as targets: no outputs of generation 2 exist.
+    assert experiments(project) == [result["experiment"]]
     assert shard_task_names(state.state_details.flow_run_id) == ["infer@1 shard 0/2", "infer@1 shard 1/2"]
     # A rerun finds the round recorded and skips the fan-out.
     assert stage_is_current("infer@1", str(project))
