@@ -1,0 +1,80 @@
+"""How far one temperature can lower a run's test ECE: the bound on issue 15's calibration target.
+
+For each generation of a finished multiclass project (after `make run` or `dvc repro`), the
+test ECE (15 bins) with the raw logits, with the model's fitted temperature (what
+`metrics/gen{k}.json` reports), with the temperature that minimises the *test* NLL, and the
+lowest test ECE any temperature on a grid reaches. The last two look at the test labels, so
+they are not a method: they say whether "after scaling <= half of before" is reachable by
+temperature scaling at all on that run.
+
+    python -m benchmarks.calibration_bounds --project . [--out F.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from selftrain.calibration import expected_calibration_error, fit_temperature, softmax
+from selftrain.config import load_params
+from selftrain.data import load_dataset
+from selftrain.models import Calibrated, load_model
+from selftrain.prediction import predict_split
+
+GRID = np.linspace(0.5, 4.0, 141)
+
+
+def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> dict:
+    """ECE before, after the fitted temperature, after the test-NLL temperature, and the grid minimum."""
+    oracle = fit_temperature(logits, labels)
+    grid = [expected_calibration_error(softmax(logits, t), labels) for t in GRID]
+    best = int(np.argmin(grid))
+    return {
+        "accuracy": float(np.mean(logits.argmax(axis=1) == labels)),
+        "ece_before": expected_calibration_error(softmax(logits), labels),
+        "temperature": fitted,
+        "ece_after": expected_calibration_error(softmax(logits, fitted), labels),
+        "test_nll_temperature": oracle,
+        "ece_at_test_nll_temperature": expected_calibration_error(softmax(logits, oracle), labels),
+        "min_ece_over_temperatures": grid[best],
+        "argmin_temperature": float(GRID[best]),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--project", default=".", help="a DVC project whose training and evaluate stages ran")
+    p.add_argument("--out", default=None, help="also write the rows to this JSON file")
+    args = p.parse_args(argv)
+    project = Path(args.project)
+    params = load_params(project / "params.yaml")
+    if params.task != "multiclass":
+        raise SystemExit("calibration_bounds: multiclass projects only (ECE is a softmax figure)")
+    dataset = load_dataset(project / "data/prepared/manifest.parquet")
+    test = dataset.rows("test")
+    labels = test["label"].to_numpy(np.int64)
+    rows = []
+    for gen in params.evaluate_generations:
+        model, _ = load_model(project / f"models/gen{gen}")
+        net, fitted = (model.net, float(model.temperature)) if isinstance(model, Calibrated) else (model, 1.0)
+        logits = predict_split(net, dataset, test, params, logits=True)
+        rows.append({"generation": gen, **generation_bounds(logits, labels, fitted)})
+    print("| gen | test acc | ECE before | fitted T | ECE after | half of before | test-NLL T | ECE at it | min ECE over T (at T) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['generation']} | {100 * r['accuracy']:.2f} | {100 * r['ece_before']:.2f} | {r['temperature']:.2f} | "
+            f"{100 * r['ece_after']:.2f} | {50 * r['ece_before']:.2f} | {r['test_nll_temperature']:.2f} | "
+            f"{100 * r['ece_at_test_nll_temperature']:.2f} | {100 * r['min_ece_over_temperatures']:.2f} "
+            f"({r['argmin_temperature']:.2f}) |"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
