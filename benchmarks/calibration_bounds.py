@@ -21,7 +21,7 @@ import numpy as np
 from selftrain.calibration import expected_calibration_error, fit_temperature, softmax
 from selftrain.config import load_params
 from selftrain.data import load_dataset
-from selftrain.models import Calibrated, load_model
+from selftrain.models import bare_network, load_model
 from selftrain.prediction import predict_split
 
 GRID = np.linspace(0.5, 4.0, 141)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     rows = []
     for gen in params.evaluate_generations:
         model, _ = load_model(project / f"models/gen{gen}")
-        net, fitted = (model.net, float(model.temperature)) if isinstance(model, Calibrated) else (model, 1.0)
+        net, fitted = bare_network(model)
         logits = predict_split(net, dataset, test, params, logits=True)
         rows.append({"generation": gen, **generation_bounds(logits, labels, fitted)})
     print("| gen | test acc | ECE before | fitted T | ECE after | half of before | test-NLL T | ECE at it | min ECE over T (at T) |")

@@ -25,7 +25,7 @@ from selftrain.data import Dataset
 from selftrain.errors import DataError
 from selftrain.label_columns import LABELS_COLUMN, target_matrix
 from selftrain.metrics import classification_metrics, confusion_rows, label_set_confusion_rows, per_class_rows
-from selftrain.models import Calibrated, ModelHeader
+from selftrain.models import ModelHeader, bare_network
 from selftrain.multilabel_metrics import average_precision, multilabel_metrics
 from selftrain.multilabel_predictions import decision_thresholds, predicted_sets
 from selftrain.prediction import predict_split
@@ -56,7 +56,7 @@ def evaluate_generation(model: nn.Module, header: ModelHeader, dataset: Dataset,
     the logits by the model's temperature (1.0 for a model that is not `Calibrated`);
     multilabel's the test binary cross-entropy before and after.
     """
-    net, temperature = (model.net, float(model.temperature)) if isinstance(model, Calibrated) else (model, 1.0)
+    net, temperature = bare_network(model)
     if params.task == "multilabel":
         return _evaluate_label_sets(net, temperature, header, dataset, params)
     test = dataset.rows("test")

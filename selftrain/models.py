@@ -198,6 +198,13 @@ def header_for(
     )
 
 
+def bare_network(model: nn.Module) -> tuple[nn.Module, float]:
+    """The network without its temperature, and the temperature (1.0 when not `Calibrated`)."""
+    if isinstance(model, Calibrated):
+        return model.net, float(model.temperature)
+    return model, 1.0
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -207,8 +214,7 @@ def save_model(model: nn.Module, header: ModelHeader, out_dir: str | Path) -> No
 
     A `Calibrated` model is saved as its bare network; the temperature is in the header.
     """
-    if isinstance(model, Calibrated):
-        model = model.net
+    model, _ = bare_network(model)
     with atomic_dir(out_dir) as tmp:
         torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
         (tmp / HEADER_FILE).write_text(json.dumps(asdict(header), indent=2) + "\n")
