@@ -7,6 +7,12 @@ lowest test ECE any temperature on a grid reaches. The last two look at the test
 they are not a method: they say whether "after scaling <= half of before" is reachable by
 temperature scaling at all on that run.
 
+It also gives the ECE estimate's sampling floor on those rows: the mean test ECE that a
+perfectly calibrated model with the fitted confidences would read (each row right with
+probability equal to its top probability), and how often such a model would read at most
+half of "before". ECE in 15 bins over a few hundred rows is biased upwards, so a target
+below the floor cannot be told apart from noise by any calibrator.
+
     python -m benchmarks.calibration_bounds --project . [--out F.json]
 """
 
@@ -25,6 +31,27 @@ from selftrain.models import bare_network, load_model
 from selftrain.prediction import predict_split
 
 GRID = np.linspace(0.5, 4.0, 141)
+# Draws of the simulated perfectly calibrated model (`calibrated_ece_floor`).
+FLOOR_DRAWS = 1000
+
+
+def calibrated_ece_floor(probs: np.ndarray, below: float, draws: int = FLOOR_DRAWS, seed: int = 0) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model with these probabilities (N, C) reads on N rows:
+    (mean over `draws` simulated label sets, share of them at most `below`).
+
+    In each draw a row's prediction is right with probability equal to its top probability,
+    so nothing is left to calibrate and every bit of the ECE read is sampling noise."""
+    rng = np.random.default_rng(seed)
+    predicted = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    wrong = (predicted + 1) % probs.shape[1]
+    readings = np.array(
+        [
+            expected_calibration_error(probs, np.where(rng.random(len(confidence)) < confidence, predicted, wrong))
+            for _ in range(draws)
+        ]
+    )
+    return float(readings.mean()), float(np.mean(readings <= below))
 
 
 def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> dict:
@@ -32,15 +59,19 @@ def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> 
     oracle = fit_temperature(logits, labels)
     grid = [expected_calibration_error(softmax(logits, t), labels) for t in GRID]
     best = int(np.argmin(grid))
+    ece_before = expected_calibration_error(softmax(logits), labels)
+    floor, chance = calibrated_ece_floor(softmax(logits, fitted), below=ece_before / 2)
     return {
         "accuracy": float(np.mean(logits.argmax(axis=1) == labels)),
-        "ece_before": expected_calibration_error(softmax(logits), labels),
+        "ece_before": ece_before,
         "temperature": fitted,
         "ece_after": expected_calibration_error(softmax(logits, fitted), labels),
         "test_nll_temperature": oracle,
         "ece_at_test_nll_temperature": expected_calibration_error(softmax(logits, oracle), labels),
         "min_ece_over_temperatures": grid[best],
         "argmin_temperature": float(GRID[best]),
+        "calibrated_ece_floor": floor,
+        "calibrated_share_at_most_half": chance,
     }
 
 
@@ -62,14 +93,18 @@ def main(argv=None) -> int:
         net, fitted = bare_network(model)
         logits = predict_split(net, dataset, test, params, logits=True)
         rows.append({"generation": gen, **generation_bounds(logits, labels, fitted)})
-    print("| gen | test acc | ECE before | fitted T | ECE after | half of before | test-NLL T | ECE at it | min ECE over T (at T) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| gen | test acc | ECE before | fitted T | ECE after | half of before | test-NLL T | ECE at it "
+        "| min ECE over T (at T) | a calibrated model reads | it reads ≤ half |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['generation']} | {100 * r['accuracy']:.2f} | {100 * r['ece_before']:.2f} | {r['temperature']:.2f} | "
             f"{100 * r['ece_after']:.2f} | {50 * r['ece_before']:.2f} | {r['test_nll_temperature']:.2f} | "
             f"{100 * r['ece_at_test_nll_temperature']:.2f} | {100 * r['min_ece_over_temperatures']:.2f} "
-            f"({r['argmin_temperature']:.2f}) |"
+            f"({r['argmin_temperature']:.2f}) | {100 * r['calibrated_ece_floor']:.2f} | "
+            f"{100 * r['calibrated_share_at_most_half']:.0f}% |"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
