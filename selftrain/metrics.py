@@ -11,14 +11,23 @@ import pandas as pd
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 ) -> dict:
-    """accuracy, macro_f1 and per-class precision/recall/f1/support."""
-    # Imported here: scikit-learn's package import (~1 s) is paid by the stages that score.
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    """accuracy, macro_f1 and per-class precision/recall/f1/support of class indices.
 
-    labels = list(range(len(class_names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    Counted from the confusion matrix with numpy: scikit-learn's package import (~2.4 s)
+    would be paid by every evaluate process for a few divisions. A class never true nor
+    predicted scores 0 (scikit-learn's zero_division=0; tests compare the two)."""
+    n = len(class_names)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    confusion = np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
+    true_positive = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    zeros = np.zeros(n, dtype=np.float64)
+    precision = np.divide(true_positive, predicted, out=zeros.copy(), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=zeros.copy(), where=support > 0)
+    # F1 = 2TP / (2TP + FP + FN), and 2TP + FP + FN = predicted + support.
+    f1 = np.divide(2 * true_positive, predicted + support, out=zeros.copy(), where=(predicted + support) > 0)
     per_class = {
         name: {
             "precision": float(precision[i]),
@@ -29,7 +38,7 @@ def classification_metrics(
         for i, name in enumerate(class_names)
     }
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "accuracy": float(np.mean(y_true == y_pred)),
         "macro_f1": float(np.mean(f1)),
         "per_class": per_class,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score, precision_score, recall_score
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, precision_score, recall_score
 
 from selftrain.metrics import classification_metrics, confusion_rows
 
@@ -54,6 +54,23 @@ def test_metrics_agree_with_scikit_learn():
     recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     assert [metrics["per_class"][n]["precision"] for n in NAMES] == pytest.approx(precision)
     assert [metrics["per_class"][n]["recall"] for n in NAMES] == pytest.approx(recall)
+
+
+def test_metrics_agree_with_scikit_learn_on_random_predictions():
+    rng = np.random.default_rng(1)
+    names = [f"c{i}" for i in range(12)]
+    # Classes 10 and 11 never occur; 11 is never predicted either, 10 sometimes is.
+    y_true = rng.integers(0, 10, size=500)
+    y_pred = np.where(rng.random(500) < 0.7, y_true, rng.integers(0, 11, size=500))
+    metrics = classification_metrics(y_true, y_pred, names)
+    labels = list(range(12))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    assert [metrics["per_class"][n]["precision"] for n in names] == pytest.approx(precision)
+    assert [metrics["per_class"][n]["recall"] for n in names] == pytest.approx(recall)
+    assert [metrics["per_class"][n]["f1"] for n in names] == pytest.approx(f1)
+    assert [metrics["per_class"][n]["support"] for n in names] == list(support)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 
 def test_confusion_rows_name_each_prediction():

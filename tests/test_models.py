@@ -129,13 +129,16 @@ def test_drop_path_draws_as_torchvisions_stochastic_depth():
 
 def test_loop_stages_import_neither_torchvision_nor_sklearn():
     # Each stage is its own process: a package import is paid once per stage per run.
-    # resnet-s3 needs neither; scikit-learn is imported where prepare splits or evaluate scores.
+    # resnet-s3 needs neither; scikit-learn is imported where prepare splits, and a multiclass
+    # evaluate scores without it (selftrain.metrics counts from the confusion matrix).
     import subprocess
     import sys
     from pathlib import Path
 
     code = (
-        "import sys, stages.train_teacher, stages.train_student, stages.infer, stages.refine, stages.evaluate; "
+        "import sys, numpy, stages.train_teacher, stages.train_student, stages.infer, stages.refine, stages.evaluate; "
+        "from selftrain.metrics import classification_metrics; "
+        "classification_metrics(numpy.array([0, 1]), numpy.array([0, 0]), ['a', 'b']); "
         "print(sorted(m for m in ('torchvision', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run(
