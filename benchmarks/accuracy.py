@@ -186,7 +186,8 @@ def train_supervised_baseline(dataset: Dataset, supervised: Params) -> float:
 
 def calibration_summary(metrics: dict) -> dict:
     """The record's calibration fields of a metrics/gen{k}.json-shaped dict."""
-    return {k: metrics["calibration"][k] for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}
+    keys = ("temperature", "ece_before", "ece_after", "ece_floor", "nll_before", "nll_after")
+    return {k: metrics["calibration"][k] for k in keys}
 
 
 def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:

@@ -24,43 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from selftrain.calibration import expected_calibration_error, fit_temperature, softmax
+from selftrain.calibration import calibrated_ece_readings, expected_calibration_error, fit_temperature, softmax
 from selftrain.config import load_params
 from selftrain.data import load_dataset
 from selftrain.models import bare_network, load_model
 from selftrain.prediction import predict_split
 
 GRID = np.linspace(0.5, 4.0, 141)
-# Draws of the simulated perfectly calibrated model (`calibrated_ece_floor`).
-FLOOR_DRAWS = 1000
-
-
-def calibrated_ece_floor(probs: np.ndarray, below: float, draws: int = FLOOR_DRAWS, seed: int = 0) -> tuple[float, float]:
-    """The ECE a perfectly calibrated model with these probabilities (N, C) reads on N rows:
-    (mean over `draws` simulated label sets, share of them at most `below`).
-
-    In each draw a row's prediction is right with probability equal to its top probability,
-    so nothing is left to calibrate and every bit of the ECE read is sampling noise."""
-    rng = np.random.default_rng(seed)
-    predicted = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
-    wrong = (predicted + 1) % probs.shape[1]
-    readings = np.array(
-        [
-            expected_calibration_error(probs, np.where(rng.random(len(confidence)) < confidence, predicted, wrong))
-            for _ in range(draws)
-        ]
-    )
-    return float(readings.mean()), float(np.mean(readings <= below))
-
-
 def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> dict:
     """ECE before, after the fitted temperature, after the test-NLL temperature, and the grid minimum."""
     oracle = fit_temperature(logits, labels)
     grid = [expected_calibration_error(softmax(logits, t), labels) for t in GRID]
     best = int(np.argmin(grid))
     ece_before = expected_calibration_error(softmax(logits), labels)
-    floor, chance = calibrated_ece_floor(softmax(logits, fitted), below=ece_before / 2)
+    readings = calibrated_ece_readings(softmax(logits, fitted))
     return {
         "accuracy": float(np.mean(logits.argmax(axis=1) == labels)),
         "ece_before": ece_before,
@@ -70,8 +47,8 @@ def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> 
         "ece_at_test_nll_temperature": expected_calibration_error(softmax(logits, oracle), labels),
         "min_ece_over_temperatures": grid[best],
         "argmin_temperature": float(GRID[best]),
-        "calibrated_ece_floor": floor,
-        "calibrated_share_at_most_half": chance,
+        "calibrated_ece_floor": float(readings.mean()),
+        "calibrated_share_at_most_half": float(np.mean(readings <= ece_before / 2)),
     }
 
 

@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 # Bins of the expected calibration error (the usual 15 of Guo et al.).
 ECE_BINS = 15
+# Simulated label sets behind `ece_noise_floor`, and how many are held in memory at once.
+ECE_FLOOR_DRAWS = 1000
+_DRAWS_PER_CHUNK = 100
 # The fitted temperature is kept in this range: a val split of a few dozen rows
 # must not be able to produce an absurd value.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -47,8 +50,7 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
-    # Bin i holds confidences in (edges[i], edges[i+1]]; a confidence of 0 joins bin 0.
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    which = _bin_of(confidence, bins)
     rows = []
     for b in range(bins):
         in_bin = which == b
@@ -65,12 +67,49 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
     return rows
 
 
+def _bin_of(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """Each confidence's equal-width bin: bin i holds (i/bins, (i+1)/bins]; 0 joins bin 0."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE: the mean |accuracy - confidence| over the reliability bins, weighted by each
     bin's share of the rows. probs (N, C), labels (N,)."""
     return float(
         sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)) / len(labels)
     )
+
+
+def calibrated_ece_readings(
+    probs: np.ndarray, draws: int = ECE_FLOOR_DRAWS, seed: int = 0, bins: int = ECE_BINS
+) -> np.ndarray:
+    """The ECE a perfectly calibrated model with these probabilities (N, C) reads on these
+    N rows, once per simulated label set: (draws,).
+
+    In each draw a row's prediction is right with probability equal to its top probability,
+    so there is nothing to calibrate and the whole reading is sampling noise: ECE over a few
+    hundred rows in 15 bins is biased upwards by a few points."""
+    rows = len(probs)
+    if rows == 0:
+        return np.zeros(draws)
+    confidence = probs.max(axis=1)
+    in_bin = np.eye(bins)[_bin_of(confidence, bins)]  # (N, bins)
+    confidence_per_bin = confidence @ in_bin  # (bins,)
+    rng = np.random.default_rng(seed)
+    readings = []
+    for start in range(0, draws, _DRAWS_PER_CHUNK):
+        right = rng.random((min(_DRAWS_PER_CHUNK, draws - start), rows)) < confidence  # (D, N)
+        # A bin's |accuracy - confidence| weighted by its share = |rights - sum of confidences| / N.
+        readings.append(np.abs(right.astype(np.float64) @ in_bin - confidence_per_bin).sum(axis=1) / rows)
+    return np.concatenate(readings)
+
+
+def ece_noise_floor(probs: np.ndarray, draws: int = ECE_FLOOR_DRAWS, seed: int = 0) -> float:
+    """The mean ECE (15 bins) a perfectly calibrated model with these probabilities (N, C)
+    reads on these rows (`calibrated_ece_readings`): an ECE near it has nothing left that
+    these rows can show."""
+    return float(calibrated_ece_readings(probs, draws, seed).mean())
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
@@ -119,6 +158,8 @@ def _fit_log_temperature(
 
 __all__ = [
     "ECE_BINS",
+    "calibrated_ece_readings",
+    "ece_noise_floor",
     "expected_calibration_error",
     "fit_binary_temperature",
     "fit_temperature",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selftrain.calibration import expected_calibration_error, fit_temperature, nll, reliability, softmax
+from selftrain.calibration import (
+    calibrated_ece_readings,
+    ece_noise_floor,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability,
+    softmax,
+)
 
 
 def overconfident(n=2000, seed=0):
@@ -42,3 +50,39 @@ def test_ece_by_hand():
 
 def test_no_rows_means_no_calibration():
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=np.int64)) == 1.0
+
+
+def _confident_probs(rows: int, seed: int) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(size=(rows, 10)) * 4.0
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_each_calibrated_reading_is_the_ece_of_labels_drawn_from_the_confidences():
+    probs = _confident_probs(300, 0)
+    readings = calibrated_ece_readings(probs, draws=3, seed=7)
+    # The same draws, by hand: right with probability = top probability, else another class.
+    rng = np.random.default_rng(7)
+    right = rng.random((3, 300)) < probs.max(axis=1)
+    predicted = probs.argmax(axis=1)
+    for k in range(3):
+        labels = np.where(right[k], predicted, (predicted + 1) % 10)
+        assert readings[k] == pytest.approx(expected_calibration_error(probs, labels))
+
+
+def test_ece_floor_is_sampling_noise_that_shrinks_with_the_rows():
+    floor_small = ece_noise_floor(_confident_probs(360, 1), draws=200)
+    floor_large = ece_noise_floor(_confident_probs(20000, 1), draws=20)
+    # A calibrated model still reads a positive ECE on a few hundred rows; on many rows the
+    # reading tends to 0 (about 1/sqrt(N)).
+    assert floor_small > 0.01
+    assert floor_large < floor_small / 4
+    assert ece_noise_floor(np.zeros((0, 10))) == 0.0
+
+
+def test_an_over_confident_model_reads_far_above_the_floor():
+    rng = np.random.default_rng(3)
+    probs = _confident_probs(2000, 3)
+    # Truth follows much softer probabilities than the model states.
+    soft = probs**0.25 / (probs**0.25).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(10, p=p) for p in soft])
+    assert expected_calibration_error(probs, labels) > 5 * ece_noise_floor(probs, draws=50)

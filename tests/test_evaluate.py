@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from conftest import tiny_params
+from selftrain.calibration import ece_noise_floor, softmax
 from selftrain.config import DataConfig, params_from_dict
 from selftrain.data import prepare_digits
 from selftrain.evaluate import evaluate_model
@@ -75,3 +76,8 @@ def test_metrics_are_those_of_the_scripted_predictions(dataset):
     assert confusion["actual"].tolist() == names[test_truth].tolist()
     assert confusion["predicted"].tolist() == names[test_pred].tolist()
     assert model.position == n + len(val_truth)  # each split predicted once
+    # Beside the ECE read: what a calibrated model with the same confidences (every test row
+    # at e^5 / (e^5 + 9), no temperature) reads on these rows.
+    test_probs = softmax(one_hot_logits(test_pred, classes).numpy())
+    assert metrics["calibration"]["ece_floor"] == pytest.approx(ece_noise_floor(test_probs))
+    assert metrics["calibration"]["ece_floor"] > 0

@@ -40,4 +40,13 @@ def test_gap_share_is_measured_from_the_supervised_teacher():
 
 def test_calibration_table_says_whether_ece_halved():
     rows = [record(0, 0.8, 0.9, [])]
-    assert "| 0.02 | 0 | 2.00 | 10.00% | 4.00% | yes (1 of 1 seeds) |" in calibration_table(rows)
+    # A record without the calibrated model's reading shows "-" for it.
+    assert "| 0.02 | 0 | 2.00 | 10.00% | 4.00% | yes (1 of 1 seeds) | - | 1.000 | 0.500 |" in calibration_table(rows)
+
+
+def test_calibration_table_shows_the_calibrated_reading_when_every_seed_has_it():
+    rows = [record(0, 0.8, 0.9, []), record(1, 0.8, 0.9, [])]
+    rows[0]["teacher_calibration"]["ece_floor"] = 0.03
+    assert "| yes (2 of 2 seeds) | - |" in calibration_table(rows)
+    rows[1]["teacher_calibration"]["ece_floor"] = 0.05
+    assert "| yes (2 of 2 seeds) | 4.00% |" in calibration_table(rows)
