@@ -129,8 +129,8 @@ def test_drop_path_draws_as_torchvisions_stochastic_depth():
 
 def test_loop_stages_import_neither_torchvision_nor_sklearn():
     # Each stage is its own process: a package import is paid once per stage per run.
-    # resnet-s3 needs neither; scikit-learn is imported where prepare splits, and a multiclass
-    # evaluate scores without it (selftrain.metrics counts from the confusion matrix).
+    # resnet-s3 needs neither; scikit-learn is imported where prepare splits. A multiclass
+    # evaluate scores and infer's mahalanobis score fits without it (numpy).
     import subprocess
     import sys
     from pathlib import Path
@@ -139,6 +139,7 @@ def test_loop_stages_import_neither_torchvision_nor_sklearn():
         "import sys, numpy, stages.train_teacher, stages.train_student, stages.infer, stages.refine, stages.evaluate; "
         "from selftrain.metrics import classification_metrics; "
         "classification_metrics(numpy.array([0, 1]), numpy.array([0, 0]), ['a', 'b']); "
+        "from selftrain.ood import Centroids; Centroids.fit(numpy.eye(4), numpy.array([0, 1, 0, 1]), 2); "
         "print(sorted(m for m in ('torchvision', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -16,6 +16,7 @@ from selftrain.ood import (
     capture_features,
     cosine_score,
     energy_score,
+    ledoit_wolf_covariance,
     mahalanobis_score,
     max_prob_score,
     score_kind,
@@ -66,6 +67,17 @@ def test_mahalanobis_shrinkage_keeps_a_tiny_labeled_set_usable():
     inside_scores, outside_scores = mahalanobis_score(inside, centroids), mahalanobis_score(outside, centroids)
     assert np.isfinite(inside_scores).all() and np.isfinite(outside_scores).all()
     assert outside_scores.min() > inside_scores.max()
+
+
+@pytest.mark.parametrize("rows, features", [(40, 8), (12, 30), (200, 1)])
+def test_ledoit_wolf_equals_scikit_learn(rows, features):
+    from sklearn.covariance import ledoit_wolf
+
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=(rows, features)) @ rng.normal(size=(features, features))
+    x = x - x.mean(axis=0)
+    expected, _ = ledoit_wolf(x, assume_centered=True)
+    np.testing.assert_allclose(ledoit_wolf_covariance(x), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_cosine_scores_points_off_every_centroid_direction_higher():
