@@ -118,7 +118,7 @@ def test_replace_gives_params_validated_again():
 def test_student_epochs_auto_follows_the_task():
     """auto: 20 passes for a multiclass student, 120 for a multilabel one (measured, BENCHMARKS.md)."""
     multiclass = params_from_dict(changed("student.epochs", "auto"))
-    assert [multiclass.student_epochs(k) for k in (1, 2)] == [20, 20]
+    assert [multiclass.student_epochs(k) for k in (1, 2)] == [15, 15]
     raw = changed("student.epochs", "auto")
     raw["task"] = "multilabel"
     raw["data"]["source"] = "digits-mosaic"
