@@ -261,6 +261,33 @@ def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None =
         return record
 
 
+def run_ceilings(raw: dict, fractions, seeds, generations: int, out: Path) -> int:
+    """Records of the ceiling alone (ablation "ceiling"), for `learner_tables --ceilings`:
+    the gap's far end at the current architecture and student schedule."""
+    for fraction in fractions:
+        for seed in seeds:
+            params = build_params(raw, fraction, seed, generations, ())
+            with tempfile.TemporaryDirectory(prefix="selftrain-ceiling-") as tmp:
+                dataset = prepare_digits(Path(tmp) / "prepared", params.data, params.seed)
+                started = time.perf_counter()
+                ceiling = train_ceiling(dataset, params)
+            print(f"ceiling fraction={fraction} seed={seed}: {ceiling:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+            save_record(
+                out,
+                {
+                    "fraction": fraction,
+                    "seed": seed,
+                    "num_generations": generations,
+                    "ablation": "ceiling",
+                    "overrides": [],
+                    "ceiling": ceiling,
+                    "seconds": time.perf_counter() - started,
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+            )
+    return 0
+
+
 def command_for(fraction: float, seeds, generations: int, ablation: str) -> str:
     seeds = " ".join(str(s) for s in seeds)
     abl = "none" if ablation == BASELINE else ablation
@@ -437,10 +464,17 @@ def main(argv=None) -> int:
         action="store_true",
         help="baseline rows also train the supervised-only teacher (the gap's starting point)",
     )
+    p.add_argument(
+        "--ceiling-only",
+        action="store_true",
+        help="train only the fully supervised ceiling of each fraction and seed at params' defaults",
+    )
     add_record_flags(p, DEFAULT_OUT)
     args = p.parse_args(argv)
     out = Path(args.out)
     merge_records(out, args.merge)
+    if args.ceiling_only:
+        return run_ceilings(read_raw_params(args.params), args.fractions, args.seeds, args.generations, out)
     if args.table_only:
         print(markdown_table(load_records(out)))
         print()

@@ -92,3 +92,26 @@ def test_targets_table_pairs_each_ablation_with_the_baseline_of_its_seed(accurac
     # Gain over its own teacher: 6 and 12 -> 9 ± 4.24; baseline's 10 -> 90% kept.
     assert ablation[4] == "9.00 ± 4.24"
     assert ablation[6] == "90%"
+
+
+def test_ceiling_only_records_the_ceiling_of_each_seed(accuracy, tmp_path):
+    import yaml
+
+    from benchmarks.learner_tables import attach_ceilings
+    from conftest import tiny_params
+
+    params = tmp_path / "params.yaml"
+    raw = tiny_params()
+    raw["student"]["epochs"] = 5  # the ceiling trains on the student's schedule
+    params.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "ceilings.json"
+    args = ["--ceiling-only", "--params", str(params), "--fractions", "0.2", "--seeds", "3"]
+    assert accuracy.main([*args, "--generations", "1", "--out", str(out)]) == 0
+    records = accuracy.load_records(out)
+    assert [(r["ablation"], r["fraction"], r["seed"], r["num_generations"]) for r in records] == [("ceiling", 0.2, 3, 1)]
+    # 5 epochs on 240 labeled images of ten classes: above chance (0.1; this run reads ~0.33).
+    assert 0.15 < records[0]["ceiling"] <= 1.0
+    # learner_tables reads it as the reference ceiling of a run without one.
+    run = {"fraction": 0.2, "seed": 3, "ceiling": None}
+    attach_ceilings([run], records)
+    assert run["ceiling"] == records[0]["ceiling"]
