@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from selftrain.calibration import ece_noise_floor, expected_calibration_error, nll, softmax
+from selftrain.calibration import ece_noise_floor, expected_calibration_error, nll, reliability, softmax
 from selftrain.config import Params
 from selftrain.data import Dataset
 from selftrain.errors import DataError
@@ -53,7 +53,8 @@ def evaluate_generation(model: nn.Module, header: ModelHeader, dataset: Dataset,
     """Metrics, confusion rows and per-class rows of a model, by ``params.task``.
 
     Multiclass `calibration` holds the test NLL and ECE (15 bins) before and after dividing
-    the logits by the model's temperature (1.0 for a model that is not `Calibrated`);
+    the logits by the model's temperature (1.0 for a model that is not `Calibrated`), the
+    ECE a calibrated model would read on these rows and the bins of both ECEs;
     multilabel's the test binary cross-entropy before and after.
     """
     net, temperature = bare_network(model)
@@ -75,6 +76,10 @@ def evaluate_generation(model: nn.Module, header: ModelHeader, dataset: Dataset,
         # What a perfectly calibrated model with these confidences would read on this test
         # split: ECE over a few hundred rows does not go below it.
         "ece_floor": ece_noise_floor(test_probs),
+        "test_size": int(len(test_true)),
+        # The report's reliability diagram: the ECE's bins with the raw and scaled logits.
+        "reliability_before": reliability(softmax(test_logits), test_true),
+        "reliability_after": reliability(test_probs, test_true),
     }
     val = dataset.rows("val")
     metrics["val_size"] = int(len(val))

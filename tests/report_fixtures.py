@@ -220,6 +220,24 @@ def write_metrics(paths: ProjectPaths, gen: int, accuracy: float, macro_f1: floa
         "generation": gen,
         "val": {"accuracy": accuracy, "macro_f1": macro_f1},
         "val_size": 10 + gen,
+        # evaluate's multiclass calibration: two reliability bins each way.
+        "calibration": {
+            "temperature": round(1.5 + 0.1 * gen, 2),
+            "ece_before": 0.08,
+            "ece_after": 0.03,
+            "ece_floor": 0.02,
+            "nll_before": 0.5,
+            "nll_after": 0.4,
+            "test_size": 40,
+            "reliability_before": [
+                {"low": 0.6, "high": 0.7, "count": 10, "confidence": 0.65, "accuracy": 0.5},
+                {"low": 0.9, "high": 1.0, "count": 30, "confidence": 0.97, "accuracy": 0.9},
+            ],
+            "reliability_after": [
+                {"low": 0.5, "high": 0.6, "count": 10, "confidence": 0.55, "accuracy": 0.5},
+                {"low": 0.8, "high": 0.9, "count": 30, "confidence": 0.88, "accuracy": 0.9},
+            ],
+        },
     }
     paths.metrics(gen).write_text(json.dumps(metrics))
 

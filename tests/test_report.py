@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
@@ -125,6 +126,30 @@ def test_val_accuracy_has_its_val_size_beside_it(built):
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", table)]
     sizes = [row[head.index("val_size")] for row in cells]
     assert sizes == ["10", "11", "12", "13"]  # write_metrics: val_size 10 + generation
+
+
+def test_calibration_section_has_the_reliability_figure_and_table(built):
+    _, index = built
+    section = section_of(index.read_text(), "calibration")
+    assert 'id="reliability-figure"' in section
+    table = re.search(r'<table class="data" id="calibration-table">(.*?)</table>', section, re.S).group(1)
+    head = re.findall(r"<th>(.*?)</th>", table)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", table)]
+    assert [row[0] for row in cells] == ["0", "1", "2", "3"]
+    # write_metrics: temperature 1.5 + 0.1 * generation; the calibrated model's reading beside the ECEs.
+    assert [row[head.index("temperature")] for row in cells] == ["1.5000", "1.6000", "1.7000", "1.8000"]
+    assert head.index("ece_calibrated_model_reads") == head.index("test_ece_after") + 1
+    assert {row[head.index("ece_calibrated_model_reads")] for row in cells} == {"0.0200"}
+
+
+def test_calibration_section_says_why_it_is_empty_without_bins(tmp_path):
+    paths = build_project(tmp_path / "p", Options(rounds=1, items=20))
+    for gen in range(2):
+        metrics = json.loads(paths.metrics(gen).read_text())
+        del metrics["calibration"]["reliability_after"]  # as metrics written before the bins
+        paths.metrics(gen).write_text(json.dumps(metrics))
+    index = write_report(paths, tmp_path / "report", range(2))
+    assert _unavailable(index.read_text(), "calibration")
 
 
 def test_rewriting_replaces_the_directory_atomically(built, tmp_path):

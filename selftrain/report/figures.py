@@ -91,6 +91,39 @@ def class_mix_figure(counts: pd.DataFrame) -> Figure:
     return figure
 
 
+def reliability_figure(bins: dict[int, tuple[list[dict], list[dict]]]) -> Figure:
+    """One reliability diagram per generation: each confidence bin's test accuracy against
+    its mean confidence, with the raw and the temperature-scaled logits, marker area by the
+    bin's share of the rows; on the diagonal a model is calibrated. `bins`: {generation: (bins before, bins after)} of
+    `selftrain.calibration.reliability`."""
+    columns = min(len(bins), 4)
+    rows = -(-len(bins) // columns)
+    figure = Figure(figsize=(2.6 * columns, 2.6 * rows))
+    for i, (gen, (before, after)) in enumerate(sorted(bins.items())):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        axes.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+        for points, colour, label in ((before, "tab:blue", "raw"), (after, "tab:orange", "scaled")):
+            confidence = [b["confidence"] for b in points]
+            accuracy = [b["accuracy"] for b in points]
+            # A marker's area is its bin's share of the test rows: a bin of a few images
+            # swings far from the diagonal by chance, and looks as small as it weighs.
+            total = max(sum(b["count"] for b in points), 1)
+            sizes = [6 + 150 * b["count"] / total for b in points]
+            axes.plot(confidence, accuracy, color=colour, linewidth=0.8, alpha=0.6)
+            axes.scatter(confidence, accuracy, s=sizes, color=colour, alpha=0.8, label=label)
+        axes.set_xlim(0, 1.02)
+        axes.set_ylim(0, 1.02)
+        axes.set_title(f"generation {gen}", fontsize="small")
+        axes.set_xlabel("confidence", fontsize="small")
+        if i % columns == 0:
+            axes.set_ylabel("accuracy", fontsize="small")
+        axes.tick_params(labelsize="x-small")
+        if i == 0:
+            axes.legend(fontsize="x-small", loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
 def heatmap_figure(matrix: np.ndarray, names: Sequence[str], xlabel: str, ylabel: str, title: str) -> Figure:
     """(C, C) counts as a heatmap, each non-zero cell annotated."""
     figure = Figure(figsize=(5, 4.5))

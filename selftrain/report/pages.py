@@ -22,6 +22,7 @@ from selftrain.report.figures import (
     confidence_overview_figure,
     generation_figure,
     heatmap_figure,
+    reliability_figure,
 )
 from selftrain.report.label_pages import label_round_page
 from selftrain.report.markup import (
@@ -34,7 +35,13 @@ from selftrain.report.markup import (
     section_html,
     table_html,
 )
-from selftrain.report.plot_data import Summary, confidence_histograms, report_rounds, round_stats
+from selftrain.report.plot_data import (
+    Summary,
+    calibration_by_generation,
+    confidence_histograms,
+    report_rounds,
+    round_stats,
+)
 from selftrain.report.tiles import ImageEncoder, Tiles, tile_view
 from selftrain.summary import generation_table
 
@@ -51,7 +58,7 @@ ROUND_SECTIONS = (
     "rule-drops",
     "rule-relabels",
 )
-INDEX_SECTIONS = ("generations", "rounds", "confidence-overview", "data")
+INDEX_SECTIONS = ("generations", "calibration", "rounds", "confidence-overview", "data")
 
 
 def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence[int]) -> Path:
@@ -85,10 +92,11 @@ def write_report(paths: ProjectPaths, out_dir: str | Path, generations: Sequence
 def index_page(
     paths: ProjectPaths, generations: Sequence[int], rounds: Sequence[int], summaries: dict[int, Summary]
 ) -> str:
-    """index.html: the per-generation curve and table, links to rounds, confidence per round,
-    the data per split."""
+    """index.html: the per-generation curve and table, calibration per generation, links to
+    rounds, confidence per round, the data per split."""
     body = (
         section_html("generations", "Accuracy per generation", _generations_body(paths, generations))
+        + section_html("calibration", "Calibration per generation", _calibration_body(paths, generations))
         + section_html("rounds", "Rounds", _rounds_body(rounds, summaries))
         + section_html("confidence-overview", "Confidence per round", _confidence_overview_body(paths, rounds))
         + section_html("data", "Data per split (shift check)", _data_body(paths))
@@ -113,6 +121,21 @@ def _generations_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
         "select_best decide on, over val_size images"
     )
     return curve + table_html(generations, caption, "generation-table")
+
+
+def _calibration_body(paths: ProjectPaths, gens: Sequence[int]) -> str:
+    table, bins = calibration_by_generation(paths, gens)
+    if table.empty:
+        return note_html(
+            "no reliability bins in metrics/gen{k}.json (a multilabel run, or metrics written before they were recorded)"
+        )
+    figure = figure_html(reliability_figure(bins), "reliability diagram per generation", "reliability-figure")
+    caption = (
+        "Test ECE (15 bins) and NLL with the raw logits and divided by the temperature fitted on val; "
+        "ece_calibrated_model_reads is the mean ECE a perfectly calibrated model with the scaled "
+        "confidences reads on the same test_size images: an ECE near it is sampling noise"
+    )
+    return figure + table_html(table, caption, "calibration-table")
 
 
 def _rounds_body(rounds: Sequence[int], summaries: dict[int, Summary]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -59,6 +60,46 @@ def generation_frame(paths: ProjectPaths, generations: Sequence[int]) -> pd.Data
     """generation, test_accuracy, macro_f1 for every one of `generations` with metrics."""
     table = generation_table(paths, max(generations, default=0))
     return table[list(GENERATION_PLOT_COLUMNS)].reset_index(drop=True)
+
+
+# The calibration table of the report's index, one row per multiclass generation.
+CALIBRATION_COLUMNS = (
+    "generation",
+    "temperature",
+    "test_ece_before",
+    "test_ece_after",
+    "ece_calibrated_model_reads",
+    "test_nll_before",
+    "test_nll_after",
+    "test_size",
+)
+
+
+def calibration_by_generation(paths: ProjectPaths, generations: Sequence[int]) -> tuple[pd.DataFrame, dict]:
+    """(CALIBRATION_COLUMNS table, {generation: (bins before, bins after)}) of the
+    generations whose metrics/gen{k}.json hold a multiclass calibration with its
+    reliability bins (`selftrain.calibration.reliability`); metrics written before the bins
+    were recorded, and multilabel ones, are left out."""
+    rows, bins = [], {}
+    for gen in generations:
+        path = paths.metrics(gen)
+        calibration = json.loads(path.read_text()).get("calibration", {}) if path.exists() else {}
+        if "reliability_after" not in calibration:
+            continue
+        rows.append(
+            {
+                "generation": gen,
+                "temperature": calibration["temperature"],
+                "test_ece_before": calibration["ece_before"],
+                "test_ece_after": calibration["ece_after"],
+                "ece_calibrated_model_reads": calibration.get("ece_floor"),
+                "test_nll_before": calibration["nll_before"],
+                "test_nll_after": calibration["nll_after"],
+                "test_size": calibration.get("test_size"),
+            }
+        )
+        bins[gen] = (calibration["reliability_before"], calibration["reliability_after"])
+    return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS)), bins
 
 
 def confidence_histograms(paths: ProjectPaths, rounds: Iterable[int]) -> pd.DataFrame:
