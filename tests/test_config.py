@@ -101,7 +101,7 @@ def test_config_is_frozen():
 def test_load_params_applies_overrides():
     params = load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=3"])
     assert params.teacher.epochs == 3
-    with pytest.raises(ConfigError, match=r"teacher.epochs: expected an integer in \[0, 10000\] or 'auto' \(30 multiclass, 90 multilabel\), got -1"):
+    with pytest.raises(ConfigError, match=r"teacher.epochs: expected an integer in \[0, 10000\] or 'auto' \(40 multiclass, 90 multilabel\), got -1"):
         load_params(REPO_ROOT / "params.yaml", ["teacher.epochs=-1"])
 
 
@@ -127,8 +127,8 @@ def test_student_epochs_auto_follows_the_task():
 
 
 def test_teacher_epochs_auto_follows_the_task_and_a_given_count_wins():
-    """auto: 30 passes for a multiclass teacher, 90 for a multilabel one (measured, BENCHMARKS.md)."""
-    assert params_from_dict(changed("teacher.epochs", "auto")).teacher_epochs() == 30
+    """auto: 40 passes for a multiclass teacher, 90 for a multilabel one (measured, BENCHMARKS.md)."""
+    assert params_from_dict(changed("teacher.epochs", "auto")).teacher_epochs() == 40
     raw = changed("teacher.epochs", "auto")
     raw["task"] = "multilabel"
     raw["data"]["source"] = "digits-mosaic"
