@@ -10,7 +10,7 @@ from that commit, the labeled row count from its manifest in the DVC cache. Reco
 `benchmarks.accuracy`'s shape and go to the same kind of file, so its tables render them.
 
 The number of generations is the project's (dvc.yaml lists their files); the ablations are
-`benchmarks.accuracy.ABLATIONS`. Not run here: the all-labels ceiling and the
+`benchmarks.ablations.ABLATIONS`. Not run here: the all-labels ceiling and the
 supervised-only teacher, which train on what the pipeline never trains on.
 
     nice -n 19 python -m benchmarks.accuracy_grid --fractions 0.05 --seeds 0 1 2 --jobs 2 --out grid.json
@@ -30,18 +30,10 @@ from pathlib import Path
 import dvc.api
 import pandas as pd
 
-from benchmarks.accuracy import (
-    ABLATIONS,
-    BASELINE,
-    ROOT,
-    ablation_names,
-    ablation_overrides,
-    calibration_summary,
-    load_records,
-    markdown_table,
-    save_record,
-    targets_table,
-)
+from benchmarks.ablations import ABLATIONS, BASELINE, ablation_names, ablation_overrides
+from benchmarks.accuracy import calibration_summary
+from benchmarks.accuracy_tables import markdown_table, targets_table
+from benchmarks.records import ROOT, load_records, save_record
 from selftrain.config import read_raw_params
 
 # `dvc queue status` words of an experiment that has not finished.

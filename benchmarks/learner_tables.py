@@ -14,7 +14,8 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.accuracy import BASELINE, best_by_val, mean_std
+from benchmarks.ablations import BASELINE
+from benchmarks.accuracy_tables import best_by_val, mean_std
 
 
 def attach_ceilings(records: list[dict], reference: list[dict]) -> None:

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks.accuracy import load_records, mean_std, save_record
+from benchmarks.accuracy_tables import mean_std
+from benchmarks.records import load_records, save_record
 from selftrain.generation_deps import with_generation_deps
 from selftrain.inspection.label_set_tables import set_matrix
 

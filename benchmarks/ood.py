@@ -36,7 +36,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.accuracy import build_params, load_records, mean_std, next_student, predict_pool, save_record
+from benchmarks.accuracy import build_params, next_student, predict_pool
+from benchmarks.accuracy_tables import mean_std
+from benchmarks.records import load_records, save_record
 from benchmarks.loop_flags import add_loop_flags
 from selftrain.config import Params, read_raw_params
 from selftrain.data import Dataset, digits_images, load_dataset, prepare_digits

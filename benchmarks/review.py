@@ -43,15 +43,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.accuracy import (
-    best_by_val,
-    build_params,
-    load_records,
-    mean_std,
-    next_student,
-    predict_pool,
-    save_record,
-)
+from benchmarks.accuracy import build_params, next_student, predict_pool
+from benchmarks.accuracy_tables import best_by_val, mean_std
+from benchmarks.records import load_records, save_record
 from benchmarks.loop_flags import add_loop_flags
 from selftrain.atomic import write_text
 from selftrain.config import Params, read_raw_params

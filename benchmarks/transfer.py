@@ -47,17 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.accuracy import (
-    ROOT,
-    add_record_flags,
-    best_by_val,
-    build_params,
-    load_records,
-    mean_std,
-    merge_records,
-    save_record,
-    self_train,
-)
+from benchmarks.accuracy import build_params, self_train
+from benchmarks.accuracy_tables import best_by_val, mean_std
+from benchmarks.records import ROOT, add_record_flags, load_records, merge_records, save_record
 from selftrain.config import DataConfig, Params, read_raw_params
 from selftrain.data import Dataset, assign_splits, digits_images, stratified_subset, write_digits_dataset
 from selftrain.evaluate import evaluate_model

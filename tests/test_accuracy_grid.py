@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import accuracy_grid
-from benchmarks.accuracy import best_by_val
+from benchmarks.accuracy_tables import best_by_val
 from conftest import dvc, git, make_project, tiny_params
 
 STATUS = """\
