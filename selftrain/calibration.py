@@ -76,9 +76,14 @@ def _bin_of(confidence: np.ndarray, bins: int) -> np.ndarray:
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE: the mean |accuracy - confidence| over the reliability bins, weighted by each
     bin's share of the rows. probs (N, C), labels (N,)."""
-    return float(
-        sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)) / len(labels)
-    )
+    return ece_of_bins(reliability(probs, labels, bins))
+
+
+def ece_of_bins(bins: list[dict]) -> float:
+    """The ECE of `reliability`'s bins (each weighted by its row count), for a caller that
+    keeps the bins too; 0.0 for no rows."""
+    rows = sum(b["count"] for b in bins)
+    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / rows) if rows else 0.0
 
 
 def calibrated_ece_readings(
@@ -112,40 +117,63 @@ def ece_noise_floor(probs: np.ndarray, draws: int = ECE_FLOOR_DRAWS, seed: int =
     return float(calibrated_ece_readings(probs, draws, seed).mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
+def fit_temperature(
+    logits: np.ndarray, labels: np.ndarray, max_iter: int = 100, prior_std: float | None = None
+) -> float:
     """The temperature T minimising the NLL of `labels` (N,) under softmax(logits (N, C) / T).
 
     Optimises log T with LBFGS (T stays positive), clipped to
     [MIN_TEMPERATURE, MAX_TEMPERATURE]. With no rows, returns 1.0 (no calibration).
+    `prior_std`: the MAP fit under a normal prior on log T centred on 0 (T = 1) with this
+    standard deviation; its pull weighs as much as the rows' summed NLL lets it, so it
+    matters on a val split of ten rows and hardly on one of a few hundred (None: no prior).
     """
     if len(labels) == 0:
         return 1.0
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
-    return _fit_log_temperature(logits, lambda scaled: F.cross_entropy(scaled, labels_t), max_iter)
+    return _fit_log_temperature(
+        logits, lambda scaled: F.cross_entropy(scaled, labels_t), max_iter, _prior_weight(prior_std, len(labels))
+    )
 
 
-def fit_binary_temperature(logits: np.ndarray, targets: np.ndarray, max_iter: int = 100) -> float:
+def fit_binary_temperature(
+    logits: np.ndarray, targets: np.ndarray, max_iter: int = 100, prior_std: float | None = None
+) -> float:
     """The temperature T minimising the mean binary cross-entropy of `targets` (N, C) (0/1
     per class) under sigmoid(logits (N, C) / T): the multi-label sibling of
-    `fit_temperature`, with the same optimiser, range and 1.0 for no rows."""
+    `fit_temperature`, with the same optimiser, range, prior and 1.0 for no rows."""
     if len(targets) == 0:
         return 1.0
     targets_t = torch.as_tensor(targets, dtype=torch.float64)
-    return _fit_log_temperature(logits, lambda scaled: F.binary_cross_entropy_with_logits(scaled, targets_t), max_iter)
+    return _fit_log_temperature(
+        logits,
+        lambda scaled: F.binary_cross_entropy_with_logits(scaled, targets_t),
+        max_iter,
+        # The mean is over every (row, class) pair: each is one observation of the BCE.
+        _prior_weight(prior_std, int(np.size(targets))),
+    )
+
+
+def _prior_weight(prior_std: float | None, observations: int) -> float:
+    """The weight of (log T)^2 beside a *mean* loss over `observations` terms: the normal
+    prior's 1 / (2 std^2), divided by the terms the mean is over (MAP on the summed loss)."""
+    if prior_std is None:
+        return 0.0
+    return 1.0 / (2.0 * prior_std**2 * observations)
 
 
 def _fit_log_temperature(
-    logits: np.ndarray, loss_of: Callable[[torch.Tensor], torch.Tensor], max_iter: int
+    logits: np.ndarray, loss_of: Callable[[torch.Tensor], torch.Tensor], max_iter: int, prior_weight: float = 0.0
 ) -> float:
-    """T = exp(log T) minimising `loss_of(logits / T)` (a scalar tensor) by LBFGS from T = 1,
-    clipped to [MIN_TEMPERATURE, MAX_TEMPERATURE]; 1.0 when it diverges."""
+    """T = exp(log T) minimising `loss_of(logits / T) + prior_weight * (log T)^2` by LBFGS
+    from T = 1, clipped to [MIN_TEMPERATURE, MAX_TEMPERATURE]; 1.0 when it diverges."""
     logits_t = torch.as_tensor(logits, dtype=torch.float64)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = loss_of(logits_t / log_t.exp())
+        loss = loss_of(logits_t / log_t.exp()) + prior_weight * log_t**2
         loss.backward()
         return loss
 
@@ -160,6 +188,7 @@ __all__ = [
     "ECE_BINS",
     "calibrated_ece_readings",
     "ece_noise_floor",
+    "ece_of_bins",
     "expected_calibration_error",
     "fit_binary_temperature",
     "fit_temperature",

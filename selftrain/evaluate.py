@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from selftrain.calibration import ece_noise_floor, expected_calibration_error, nll, reliability, softmax
+from selftrain.calibration import ece_noise_floor, ece_of_bins, nll, reliability, softmax
 from selftrain.config import Params
 from selftrain.data import Dataset
 from selftrain.errors import DataError
@@ -67,19 +67,21 @@ def evaluate_generation(model: nn.Module, header: ModelHeader, dataset: Dataset,
     metrics = classification_metrics(test_true, test_pred, dataset.class_names)
     metrics.update(_model_fields(header))
     test_probs = softmax(test_logits, temperature)
+    # The ECE's bins with the raw and the scaled logits: the report's reliability diagram.
+    bins_before = reliability(softmax(test_logits), test_true)
+    bins_after = reliability(test_probs, test_true)
     metrics["calibration"] = {
         "temperature": temperature,
         "nll_before": nll(test_logits, test_true),
         "nll_after": nll(test_logits, test_true, temperature),
-        "ece_before": expected_calibration_error(softmax(test_logits), test_true),
-        "ece_after": expected_calibration_error(test_probs, test_true),
+        "ece_before": ece_of_bins(bins_before),
+        "ece_after": ece_of_bins(bins_after),
         # What a perfectly calibrated model with these confidences would read on this test
         # split: ECE over a few hundred rows does not go below it.
         "ece_floor": ece_noise_floor(test_probs),
         "test_size": int(len(test_true)),
-        # The report's reliability diagram: the ECE's bins with the raw and scaled logits.
-        "reliability_before": reliability(softmax(test_logits), test_true),
-        "reliability_after": reliability(test_probs, test_true),
+        "reliability_before": bins_before,
+        "reliability_after": bins_after,
     }
     val = dataset.rows("val")
     metrics["val_size"] = int(len(val))

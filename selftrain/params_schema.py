@@ -232,6 +232,11 @@ class AugmentConfig:
     strong_cutout: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
 
 
+# calibration.prior_std auto's value on a small val split: of the priors tried on make run's
+# project (none, 1, 0.5, 0.25), the lowest test NLL at every val size (benchmarks/temperature_small_val.py).
+AUTO_PRIOR_STD = 0.25
+
+
 @dataclass(frozen=True, config=SECTION)
 class CalibrationConfig:
     """Temperature scaling of every trained model, fitted on the val split."""
@@ -239,6 +244,27 @@ class CalibrationConfig:
     # Fit one temperature after each training stage; inference divides logits by it,
     # so pseudo-label confidences and thresholds are calibrated.
     enabled: StrictBool = True
+    # A normal prior on log T (centred on T = 1) of this standard deviation: the fit on a
+    # val split of ten items is pulled toward 1, one of a few hundred barely (null: no
+    # prior). auto: AUTO_PRIOR_STD when val holds fewer than data.min_val_items, else none
+    # (measured in BENCHMARKS.md: without it, ten val items all right drive T to its floor).
+    prior_std: Annotated[StrictFloat, Field(gt=0.0, le=10.0)] | Literal["auto"] | None = "auto"
+
+    @field_validator("prior_std", mode="before")
+    @classmethod
+    def _std_auto_or_none(cls, value: Any) -> Any:
+        # One message for the three branches of the union (pydantic would report each).
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 10.0:
+            return float(value)
+        raise invalid(f"expected a number in (0, 10], 'auto' or null, got {value!r}")
+
+    def resolved_prior_std(self, val_items: int, min_val_items: int) -> float | None:
+        """The prior's standard deviation for a val split of `val_items` items."""
+        if self.prior_std == "auto":
+            return AUTO_PRIOR_STD if val_items < min_val_items else None
+        return self.prior_std
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -71,15 +71,16 @@ def unlabeled_loss(cfg: TeacherConfig | StudentConfig, dataset: Dataset) -> tupl
 def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated:
     """`model` with a temperature fitted on the val split (1.0 when calibration is off or
     there is no val split): by the softmax NLL (multiclass) or the mean per-class binary
-    cross-entropy of the `labels` sets (multilabel)."""
+    cross-entropy of the `labels` sets (multilabel), under `calibration.prior_std`'s prior."""
     val = dataset.rows("val")
     temperature = 1.0
     if params.calibration.enabled and len(val):
         logits = predict_split(model, dataset, val, params, logits=True)
+        prior_std = params.calibration.resolved_prior_std(len(val), params.data.min_val_items)
         if params.task == "multilabel":
-            temperature = fit_binary_temperature(logits, dataset.label_targets(val))
+            temperature = fit_binary_temperature(logits, dataset.label_targets(val), prior_std=prior_std)
         else:
-            temperature = fit_temperature(logits, val["label"].to_numpy(np.int64))
+            temperature = fit_temperature(logits, val["label"].to_numpy(np.int64), prior_std=prior_std)
     return Calibrated(model, temperature).eval()
 
 

@@ -8,6 +8,7 @@ import pytest
 from selftrain.calibration import (
     calibrated_ece_readings,
     ece_noise_floor,
+    ece_of_bins,
     expected_calibration_error,
     fit_temperature,
     nll,
@@ -46,6 +47,9 @@ def test_ece_by_hand():
     assert expected_calibration_error(probs, labels) == pytest.approx(0.2 + 0.2)
     bins = reliability(probs, labels)
     assert [(b["count"], b["accuracy"]) for b in bins] == [(2, 1.0), (2, 0.5)]
+    # The same ECE from the bins a caller already holds (evaluate keeps them for the report).
+    assert ece_of_bins(bins) == pytest.approx(0.2 + 0.2)
+    assert ece_of_bins([]) == 0.0
 
 
 def test_no_rows_means_no_calibration():
@@ -86,3 +90,30 @@ def test_an_over_confident_model_reads_far_above_the_floor():
     soft = probs**0.25 / (probs**0.25).sum(axis=1, keepdims=True)
     labels = np.array([rng.choice(10, p=p) for p in soft])
     assert expected_calibration_error(probs, labels) > 5 * ece_noise_floor(probs, draws=50)
+
+
+def test_prior_pulls_a_few_rows_temperature_toward_one_and_leaves_many_rows_alone():
+    logits, labels = overconfident()
+    few = fit_temperature(logits[:10], labels[:10])
+    few_with_prior = fit_temperature(logits[:10], labels[:10], prior_std=0.5)
+    assert few > 1.5
+    assert 1.0 < few_with_prior < few
+    # The MAP optimum: mean NLL + (log T)^2 / (2 std^2 n) is lower there than at the no-prior T.
+    def penalised(t):
+        return nll(logits[:10], labels[:10], t) + np.log(t) ** 2 / (2 * 0.5**2 * 10)
+    assert penalised(few_with_prior) < penalised(few)
+    many = fit_temperature(logits, labels)
+    assert fit_temperature(logits, labels, prior_std=0.5) == pytest.approx(many, rel=0.03)
+
+
+def test_binary_prior_pulls_toward_one_too():
+    from selftrain.calibration import fit_binary_temperature
+
+    rng = np.random.default_rng(1)
+    targets = rng.integers(0, 2, (12, 3)).astype(float)
+    # Sure of every class, right 70% of the time.
+    right = rng.random((12, 3)) < 0.7
+    logits = np.where(right == (targets == 1), 6.0, -6.0)
+    free = fit_binary_temperature(logits, targets)
+    assert free > 1.5
+    assert 1.0 < fit_binary_temperature(logits, targets, prior_std=0.5) < free

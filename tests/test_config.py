@@ -61,6 +61,9 @@ def test_shipped_params_load():
         ("student.epochs", 0, "student.epochs: expected an integer in [1, 10000] or 'auto'"),
         ("student.epochs", "many", "student.epochs: expected an integer in [1, 10000] or 'auto'"),
         ("student.epochs", True, "student.epochs: expected an integer in [1, 10000] or 'auto'"),
+        ("calibration.prior_std", 0, "calibration.prior_std: expected a number in (0, 10], 'auto' or null, got 0"),
+        ("calibration.prior_std", "loose", "calibration.prior_std: expected a number in (0, 10], 'auto' or null"),
+        ("calibration.prior_std", True, "calibration.prior_std: expected a number in (0, 10], 'auto' or null"),
     ],
 )
 def test_bad_value_names_its_key(path, value, message):
@@ -145,3 +148,15 @@ def test_student_epochs_given_or_per_generation_win_over_auto():
     params = params_from_dict(raw)
     assert params.student_epochs(1) == 7
     assert params.student_epochs(2) == 3
+
+
+def test_calibration_prior_auto_applies_below_min_val_items_only():
+    from selftrain.params_schema import AUTO_PRIOR_STD
+
+    calibration = load_params(REPO_ROOT / "params.yaml").calibration
+    assert calibration.prior_std == "auto"
+    assert calibration.resolved_prior_std(val_items=10, min_val_items=50) == AUTO_PRIOR_STD
+    assert calibration.resolved_prior_std(val_items=144, min_val_items=50) is None
+    given = params_from_dict(changed("calibration.prior_std", 1)).calibration
+    assert given.resolved_prior_std(val_items=144, min_val_items=50) == 1.0
+    assert params_from_dict(changed("calibration.prior_std", None)).calibration.resolved_prior_std(10, 50) is None
