@@ -20,17 +20,14 @@ from pydantic.fields import FieldInfo
 from selftrain.errors import ConfigError
 from selftrain.overrides import apply_overrides
 from selftrain.params_fields import INVALID
+from selftrain.params_data import INPUT_CHANNELS, MANIFEST_SUFFIXES, SOURCE_CHOICES, DataConfig
 from selftrain.params_schema import (
     BACKEND_CHOICES,
     DEVICE_CHOICES,
     GEOMETRY_CHOICES,
-    INPUT_CHANNELS,
-    MANIFEST_SUFFIXES,
-    SOURCE_CHOICES,
     TASK_RUNNER_CHOICES,
     AugmentConfig,
     CalibrationConfig,
-    DataConfig,
     DistributedConfig,
     GenerationConfig,
     InferConfig,

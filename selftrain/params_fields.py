@@ -28,6 +28,16 @@ def int_or_auto(value: Any, low: int, high: int, note: str = "") -> Any:
     raise invalid(f"expected an integer in [{low}, {high}] or 'auto'{note}, got {value!r}")
 
 
+def positive_number_auto_or_none(value: Any, high: float) -> Any:
+    """`value` if it is "auto", None or a number (not a bool) in (0, high], as a float; else
+    one error for the three branches of the union (pydantic would report each)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= high:
+        return float(value)
+    raise invalid(f"expected a number in (0, {high:g}], 'auto' or null, got {value!r}")
+
+
 def width_field(default: Any = ...) -> Any:
     return Field(default, ge=4, le=4096)
 

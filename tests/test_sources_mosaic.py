@@ -17,7 +17,7 @@ from selftrain.config import DataConfig
 from selftrain.data import CLASSES_FILE, IMAGE_SIZE_FILE, MANIFEST_FILE, SPLITS, STATS_FILE, digits_images, load_dataset
 from selftrain.errors import ConfigError, DataError
 from selftrain.label_columns import label_lists, split_labels
-from selftrain.params_schema import MosaicConfig
+from selftrain.params_data import MosaicConfig
 from selftrain.sources import prepare_source
 from selftrain.sources.mosaic import (
     BLANK,
