@@ -30,7 +30,7 @@ from pathlib import Path
 import dvc.api
 import pandas as pd
 
-from benchmarks.ablations import ABLATIONS, BASELINE, ablation_names, ablation_overrides
+from benchmarks.ablations import ABLATIONS, ablation_names, ablation_overrides
 from benchmarks.accuracy import calibration_summary
 from benchmarks.accuracy_tables import markdown_table, targets_table
 from benchmarks.records import ROOT, load_records, save_record

@@ -24,11 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.project_logits import project_logits
 from selftrain.calibration import calibrated_ece_readings, expected_calibration_error, fit_temperature, softmax
-from selftrain.config import load_params
-from selftrain.data import load_dataset
-from selftrain.models import bare_network, load_model
-from selftrain.prediction import predict_split
 
 GRID = np.linspace(0.5, 4.0, 141)
 def generation_bounds(logits: np.ndarray, labels: np.ndarray, fitted: float) -> dict:
@@ -58,18 +55,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     project = Path(args.project)
-    params = load_params(project / "params.yaml")
-    if params.task != "multiclass":
-        raise SystemExit("calibration_bounds: multiclass projects only (ECE is a softmax figure)")
-    dataset = load_dataset(project / "data/prepared/manifest.parquet")
-    test = dataset.rows("test")
-    labels = test["label"].to_numpy(np.int64)
-    rows = []
-    for gen in params.evaluate_generations:
-        model, _ = load_model(project / f"models/gen{gen}")
-        net, fitted = bare_network(model)
-        logits = predict_split(net, dataset, test, params, logits=True)
-        rows.append({"generation": gen, **generation_bounds(logits, labels, fitted)})
+    labels, generations = project_logits(project, ("test",), "calibration_bounds")
+    rows = [
+        {"generation": g.generation, **generation_bounds(g.logits["test"], labels["test"], g.temperature)}
+        for g in generations
+    ]
     print(
         "| gen | test acc | ECE before | fitted T | ECE after | half of before | test-NLL T | ECE at it "
         "| min ECE over T (at T) | a calibrated model reads | it reads ≤ half |"

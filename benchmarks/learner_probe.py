@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.accuracy import ROOT, build_params, run_one
+from benchmarks.accuracy import build_params, run_one
+from benchmarks.records import ROOT
 from selftrain.config import read_raw_params
 from selftrain.data import prepare_digits
 from selftrain.evaluate import evaluate_model

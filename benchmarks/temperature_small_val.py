@@ -20,11 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.project_logits import project_logits
 from selftrain.calibration import fit_temperature, nll
-from selftrain.config import load_params
-from selftrain.data import load_dataset
-from selftrain.models import bare_network, load_model
-from selftrain.prediction import predict_split
 
 NO_PRIOR = "none"
 
@@ -77,31 +74,26 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     stds = [None if s == NO_PRIOR else float(s) for s in args.prior_stds]
     project = Path(args.project)
-    params = load_params(project / "params.yaml")
-    if params.task != "multiclass":
-        raise SystemExit("temperature_small_val: multiclass projects only")
-    dataset = load_dataset(project / "data/prepared/manifest.parquet")
-    val, test = dataset.rows("val"), dataset.rows("test")
-    val_labels, test_labels = val["label"].to_numpy(np.int64), test["label"].to_numpy(np.int64)
+    labels, generations = project_logits(project, ("val", "test"), "temperature_small_val")
+    val_labels, test_labels = labels["val"], labels["test"]
     if any(size > len(val_labels) for size in args.sizes):
         raise SystemExit(f"temperature_small_val: --sizes above the val split's {len(val_labels)} rows")
     # A size equal to the val split's is the product's own fit (one draw).
     rows = []
-    for gen in params.evaluate_generations:
-        model, _ = load_model(project / f"models/gen{gen}")
-        net, _fitted = bare_network(model)
-        val_logits = predict_split(net, dataset, val, params, logits=True)
-        test_logits = predict_split(net, dataset, test, params, logits=True)
+    for g in generations:
+        val_logits, test_logits = g.logits["val"], g.logits["test"]
         full = fit_temperature(val_logits, val_labels)
         reference = {
-            "generation": gen,
+            "generation": g.generation,
             "val_size": len(val_labels),
             "test_nll_uncalibrated": nll(test_logits, test_labels),
             "temperature_full_val": full,
             "test_nll_full_val": nll(test_logits, test_labels, full),
         }
         for size in args.sizes:
-            by_prior = subset_rows(val_logits, val_labels, test_logits, test_labels, size, args.draws, stds, seed=gen)
+            by_prior = subset_rows(
+                val_logits, val_labels, test_logits, test_labels, size, args.draws, stds, seed=g.generation
+            )
             rows.append({**reference, "size": size, "priors": by_prior})
     labels = [prior_label(s) for s in stds]
     print(

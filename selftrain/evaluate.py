@@ -11,7 +11,6 @@ val split's mAP is ``val_map``, what select_best and the gate choose by.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
