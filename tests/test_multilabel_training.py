@@ -165,7 +165,8 @@ class HalfBrightness(torch.nn.Module):
 
 
 def test_calibration_fits_one_temperature_by_bce_on_the_val_sets(prepared):
-    params = multilabel_params()
+    # No prior: the plain BCE fit on the val sets.
+    params = multilabel_params(calibration={"prior_std": None})
     model = calibrated(HalfBrightness(), prepared, params)
     # Every val decision is right at +-10; BCE then prefers a smaller T (sharper): the clip.
     from selftrain.prediction import predict_split
@@ -175,6 +176,22 @@ def test_calibration_fits_one_temperature_by_bce_on_the_val_sets(prepared):
     assert ((logits > 0) == (targets > 0.5)).all()
     assert float(model.temperature) == pytest.approx(fit_binary_temperature(logits, targets))
     assert float(model.temperature) < 1.0
+
+
+def test_calibration_auto_prior_holds_eight_val_sets_near_one(prepared):
+    from selftrain.params_schema import AUTO_PRIOR_STD
+    from selftrain.prediction import predict_split
+
+    # The shipped `prior_std: auto` on a val split of 8 sets (< data.min_val_items): the fit
+    # is the MAP one under the 0.25 prior, pulled from the BCE's clip back toward T = 1.
+    params = multilabel_params()
+    assert len(prepared.rows("val")) < params.data.min_val_items
+    model = calibrated(HalfBrightness(), prepared, params)
+    logits = predict_split(HalfBrightness(), prepared, prepared.rows("val"), params, logits=True)
+    targets = np.array([[float(n in LABEL_SETS[i % 4]) for n in CLASS_NAMES] for i in range(8)])
+    expected = fit_binary_temperature(logits, targets, prior_std=AUTO_PRIOR_STD)
+    assert float(model.temperature) == pytest.approx(expected)
+    assert fit_binary_temperature(logits, targets) < float(model.temperature) < 1.0
 
 
 def test_train_teacher_in_the_multilabel_task(prepared):
