@@ -28,6 +28,9 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "rampup_off": ("student.pseudo_rampup_epochs=0",),
     "finetune_on": ("student.finetune_epochs=5",),
     "student_consistency": ("student.unlabeled=consistency",),
+    # Issue 15 part 8: the temperature's prior on every val size, not only below
+    # data.min_val_items (where `auto` applies it).
+    "temperature_prior": ("calibration.prior_std=0.25",),
 }
 BASELINE = "baseline"
 
