@@ -123,12 +123,13 @@ def fit_temperature(
     """The temperature T minimising the NLL of `labels` (N,) under softmax(logits (N, C) / T).
 
     Optimises log T with LBFGS (T stays positive), clipped to
-    [MIN_TEMPERATURE, MAX_TEMPERATURE]. With no rows, returns 1.0 (no calibration).
+    [MIN_TEMPERATURE, MAX_TEMPERATURE]. With no rows, returns 1.0 (no calibration); likewise
+    with no prior when the rows are `separable` (every one right: the NLL has no minimum).
     `prior_std`: the MAP fit under a normal prior on log T centred on 0 (T = 1) with this
     standard deviation; its pull weighs as much as the rows' summed NLL lets it, so it
     matters on a val split of ten rows and hardly on one of a few hundred (None: no prior).
     """
-    if len(labels) == 0:
+    if len(labels) == 0 or (prior_std is None and separable(logits, labels)):
         return 1.0
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
     return _fit_log_temperature(
@@ -141,8 +142,9 @@ def fit_binary_temperature(
 ) -> float:
     """The temperature T minimising the mean binary cross-entropy of `targets` (N, C) (0/1
     per class) under sigmoid(logits (N, C) / T): the multi-label sibling of
-    `fit_temperature`, with the same optimiser, range, prior and 1.0 for no rows."""
-    if len(targets) == 0:
+    `fit_temperature`, with the same optimiser, range, prior and 1.0 for no rows or, with
+    no prior, `binary_separable` rows."""
+    if len(targets) == 0 or (prior_std is None and binary_separable(logits, targets)):
         return 1.0
     targets_t = torch.as_tensor(targets, dtype=torch.float64)
     return _fit_log_temperature(
@@ -152,6 +154,29 @@ def fit_binary_temperature(
         # The mean is over every (row, class) pair: each is one observation of the BCE.
         _prior_weight(prior_std, int(np.size(targets))),
     )
+
+
+def separable(logits: np.ndarray, labels: np.ndarray) -> bool:
+    """True when every row's label has the strictly largest of its logits (N, C): then
+    every T > 0 ranks them right, the NLL falls for ever as T -> 0 and has no minimum, so
+    an unregularised fit would only stop at MIN_TEMPERATURE and make every confidence ~1
+    (measured: a val split of 144 digits with no error fitted T = 0.05, and the test NLL
+    went from 0.07 to 1.12)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if len(logits) == 0:
+        return False
+    own = logits[np.arange(len(logits)), np.asarray(labels, dtype=np.int64)]
+    others = logits.copy()
+    others[np.arange(len(logits)), np.asarray(labels, dtype=np.int64)] = -np.inf
+    return bool((own > others.max(axis=1)).all())
+
+
+def binary_separable(logits: np.ndarray, targets: np.ndarray) -> bool:
+    """The multi-label `separable`: every (row, class) logit (N, C) strictly on its 0/1
+    target's side of 0, so the binary cross-entropy too falls for ever as T -> 0."""
+    logits = np.asarray(logits, dtype=np.float64)
+    signs = np.where(np.asarray(targets, dtype=np.float64) > 0.5, 1.0, -1.0)
+    return bool(logits.size > 0 and (logits * signs > 0).all())
 
 
 def _prior_weight(prior_std: float | None, observations: int) -> float:
@@ -186,6 +211,7 @@ def _fit_log_temperature(
 
 __all__ = [
     "ECE_BINS",
+    "binary_separable",
     "calibrated_ece_readings",
     "ece_noise_floor",
     "ece_of_bins",
@@ -195,5 +221,6 @@ __all__ = [
     "nll",
     "output_probs",
     "reliability",
+    "separable",
     "softmax",
 ]

@@ -9,6 +9,7 @@ refined.parquet's `target` vectors in either task."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import nn
 
 from selftrain.architectures import build_model
 from selftrain.augment import resolve_device
-from selftrain.calibration import fit_binary_temperature, fit_temperature
+from selftrain.calibration import binary_separable, fit_binary_temperature, fit_temperature, separable
 from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
@@ -78,10 +79,26 @@ def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated
         logits = predict_split(model, dataset, val, params, logits=True)
         prior_std = params.calibration.resolved_prior_std(len(val), params.data.min_val_items)
         if params.task == "multilabel":
-            temperature = fit_binary_temperature(logits, dataset.label_targets(val), prior_std=prior_std)
+            targets = dataset.label_targets(val)
+            no_errors = binary_separable(logits, targets)
+            temperature = fit_binary_temperature(logits, targets, prior_std=prior_std)
         else:
-            temperature = fit_temperature(logits, val["label"].to_numpy(np.int64), prior_std=prior_std)
+            labels = val["label"].to_numpy(np.int64)
+            no_errors = separable(logits, labels)
+            temperature = fit_temperature(logits, labels, prior_std=prior_std)
+        if no_errors and prior_std is None:
+            print(separable_val_warning(len(val)), file=sys.stderr)
     return Calibrated(model, temperature).eval()
+
+
+def separable_val_warning(val_items: int) -> str:
+    """The line a training stage prints when its val split has no error to fit a
+    temperature on (`selftrain.calibration.separable`)."""
+    return (
+        f"calibration: warning: the model gets all {val_items} val items right, so the NLL has no "
+        "minimum (it falls as T -> 0); the temperature stays 1.0. A larger val split, or "
+        "calibration.prior_std set to a number, gives it something to fit"
+    )
 
 
 def hardware_options(params: Params) -> dict[str, bool]:
@@ -261,6 +278,7 @@ __all__ = [
     "initial_model",
     "labeled_train_set",
     "pseudo_train_set",
+    "separable_val_warning",
     "train_student",
     "train_teacher",
     "unlabeled_loss",

@@ -122,3 +122,56 @@ def test_binary_prior_pulls_toward_one_too():
     assert free > 1.5
     assert with_prior < free, (with_prior, free)  # the same number when the prior is not applied
     assert with_prior > 1.0, with_prior
+
+
+def all_right(n=144, seed=2):
+    """Logits of a model that gets every row right, by a margin of 1 to 5."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    logits = rng.normal(size=(n, 10))
+    logits[np.arange(n), labels] = logits.max(axis=1) + rng.uniform(1.0, 5.0, n)
+    return logits, labels
+
+
+def test_rows_with_no_error_keep_temperature_one():
+    from selftrain.calibration import MIN_TEMPERATURE, separable
+
+    logits, labels = all_right()
+    assert separable(logits, labels)
+    # The NLL keeps falling as T shrinks: an unregularised minimum does not exist.
+    assert nll(logits, labels, 0.2) < nll(logits, labels, 0.5) < nll(logits, labels, 1.0)
+    assert fit_temperature(logits, labels) == 1.0
+    # A prior gives the fit a minimum: below 1 (the rows say sharpen), above the clip.
+    with_prior = fit_temperature(logits, labels, prior_std=0.25)
+    assert MIN_TEMPERATURE < with_prior < 1.0, with_prior
+
+
+def test_one_error_is_enough_to_fit():
+    from selftrain.calibration import separable
+
+    logits, labels = all_right()
+    labels[0] = (labels[0] + 1) % 10  # now the model is wrong on row 0
+    assert not separable(logits, labels)
+    temperature = fit_temperature(logits, labels)
+    assert temperature != 1.0
+    assert nll(logits, labels, temperature) < nll(logits, labels)
+
+
+def test_a_tie_is_not_separable():
+    from selftrain.calibration import separable
+
+    logits = np.array([[2.0, 2.0], [3.0, 0.0]])
+    assert not separable(logits, np.array([0, 0]))
+    assert separable(logits[1:], np.array([0]))
+
+
+def test_binary_rows_with_no_error_keep_temperature_one():
+    from selftrain.calibration import binary_separable, fit_binary_temperature
+
+    targets = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    logits = np.where(targets == 1, 3.0, -2.0)
+    assert binary_separable(logits, targets)
+    assert fit_binary_temperature(logits, targets) == 1.0
+    logits[1, 1] = 0.5  # one class on the wrong side of 0
+    assert not binary_separable(logits, targets)
+    assert fit_binary_temperature(logits, targets) != 1.0
