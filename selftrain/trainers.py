@@ -18,7 +18,7 @@ from torch import nn
 
 from selftrain.architectures import build_model
 from selftrain.augment import resolve_device
-from selftrain.calibration import binary_separable, fit_binary_temperature, fit_temperature, separable
+from selftrain.calibration import fit_task_temperature
 from selftrain.config import Params, StudentConfig, TeacherConfig
 from selftrain.data import Dataset, input_normalization, input_size
 from selftrain.distributed import SINGLE_PROCESS, World
@@ -79,15 +79,13 @@ def calibrated(model: nn.Module, dataset: Dataset, params: Params) -> Calibrated
         logits = predict_split(model, dataset, val, params, logits=True)
         prior_std = params.calibration.resolved_prior_std(len(val), params.data.min_val_items)
         if params.task == "multilabel":
-            targets = dataset.label_targets(val)
-            no_errors = binary_separable(logits, targets)
-            temperature = fit_binary_temperature(logits, targets, prior_std=prior_std)
+            truth = dataset.label_targets(val)
         else:
-            labels = val["label"].to_numpy(np.int64)
-            no_errors = separable(logits, labels)
-            temperature = fit_temperature(logits, labels, prior_std=prior_std)
-        if no_errors and prior_std is None:
+            truth = val["label"].to_numpy(np.int64)
+        fit = fit_task_temperature(logits, truth, params.task, prior_std=prior_std)
+        if fit.no_errors:
             print(separable_val_warning(len(val)), file=sys.stderr)
+        temperature = fit.temperature
     return Calibrated(model, temperature).eval()
 
 
