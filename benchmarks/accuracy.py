@@ -36,8 +36,9 @@ from selftrain.config import Params, apply_overrides, params_from_dict, read_raw
 from selftrain.data import Dataset, input_size, prepare_digits
 from selftrain.evaluate import evaluate_model
 from selftrain.infer import infer_pool
-from selftrain.models import create_model, header_for, save_model
+from selftrain.models import bare_network, create_model, header_for, save_model
 from selftrain.ood import OodScorer
+from selftrain.prediction import predict_split
 from selftrain.refine import RefineContext, parse_refine_config, refine
 from selftrain.train import FitOptions, TrainSet, fit
 from selftrain.trainers import train_student, train_teacher
@@ -134,9 +135,29 @@ def calibration_summary(metrics: dict) -> dict:
     return {k: metrics["calibration"][k] for k in keys}
 
 
-def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
+def save_test_logits(model, dataset: Dataset, params: Params, path: Path) -> None:
+    """BENCHMARK ONLY: the model's raw test logits (N, C), the test labels and its fitted
+    temperature, for pooling test rows over seeds (`benchmarks.calibration_pooled`); the
+    val split's logits and labels too (`val_logits`, `val_labels`), to refit temperatures."""
+    net, temperature = bare_network(model)
+    test, val = dataset.rows("test"), dataset.rows("val")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(
+        partial,
+        logits=predict_split(net, dataset, test, params, logits=True),
+        labels=test["label"].to_numpy(np.int64),
+        temperature=temperature,
+        val_logits=predict_split(net, dataset, val, params, logits=True),
+        val_labels=val["label"].to_numpy(np.int64),
+    )
+    partial.replace(path)
+
+
+def self_train(dataset: Dataset, params: Params, work: Path, log, logits_to: Path | None = None) -> dict:
     """Teacher and generations 1..N on a prepared `dataset` (`work` holds the pseudo-label
-    tables); test and val accuracy of each."""
+    tables); test and val accuracy of each. With `logits_to`, each model's test logits go
+    to `{logits_to}_gen{k}.npz`."""
     refine_config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
     started = time.perf_counter()
     model, header, _ = train_teacher(dataset, params)
@@ -150,6 +171,8 @@ def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
         "generations": [],
     }
     log(f"  teacher {metrics['accuracy']:.4f} ({time.perf_counter() - started:.0f} s)")
+    if logits_to is not None:
+        save_test_logits(model, dataset, params, logits_to.with_name(f"{logits_to.name}_gen0.npz"))
     previous = None
     # BENCHMARK ONLY: the canary truth goes to refine for its report's accuracy and is
     # dropped from the refined table before the student sees it, as in the refine stage.
@@ -166,6 +189,8 @@ def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
         refined = result.table.drop(columns=[TRUTH_COLUMN], errors="ignore")
         model, header, _ = next_student(dataset, refined, params, gen, model, header, work)
         metrics, _ = evaluate_model(model, header, dataset, params)
+        if logits_to is not None:
+            save_test_logits(model, dataset, params, logits_to.with_name(f"{logits_to.name}_gen{gen}.npz"))
         accuracy = result.report.get("accuracy", {})
         record["generations"].append(
             {
@@ -185,14 +210,16 @@ def self_train(dataset: Dataset, params: Params, work: Path, log) -> dict:
     return record
 
 
-def run_one(params: Params, with_ceiling: bool, log, supervised: Params | None = None) -> dict:
+def run_one(
+    params: Params, with_ceiling: bool, log, supervised: Params | None = None, logits_to: Path | None = None
+) -> dict:
     """Teacher, generations 1..N, (optionally) the supervised-only baseline teacher and the
-    ceiling; test accuracy of each."""
+    ceiling; test accuracy of each (test logits saved as in `self_train`)."""
     with tempfile.TemporaryDirectory(prefix="selftrain-acc-") as tmp:
         work = Path(tmp)
         dataset = prepare_digits(work / "prepared", params.data, params.seed)
         started = time.perf_counter()
-        record = self_train(dataset, params, work, log)
+        record = self_train(dataset, params, work, log, logits_to)
         if supervised is not None:
             t0 = time.perf_counter()
             record["supervised"] = train_supervised_baseline(dataset, supervised)
@@ -254,6 +281,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="train only the fully supervised ceiling of each fraction and seed at params' defaults",
     )
+    p.add_argument(
+        "--logits-dir",
+        help="also save every model's raw test logits, labels and temperature here "
+        "({ablation}_f{fraction}_s{seed}_gen{k}.npz), for benchmarks.calibration_pooled",
+    )
     add_record_flags(p, DEFAULT_OUT)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -285,6 +317,9 @@ def main(argv=None) -> int:
                     supervised=(
                         build_params(raw, fraction, seed, args.generations, SUPERVISED_TEACHER)
                         if ablation == BASELINE and args.supervised else None
+                    ),
+                    logits_to=(
+                        Path(args.logits_dir) / f"{ablation}_f{fraction}_s{seed}" if args.logits_dir else None
                     ),
                 )
                 record.update(
