@@ -110,8 +110,11 @@ class AugmentConfig:
     strong_cutout: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
 
 
-# calibration.prior_std auto's value on a small val split: of the priors tried on make run's
-# project (none, 1, 0.5, 0.25), the lowest test NLL at every val size (benchmarks/temperature_small_val.py).
+# calibration.prior_std's default, and auto's value on a small val split: of the priors tried
+# on make run's project (none, 1, 0.5, 0.25), the lowest test NLL at every val size
+# (benchmarks/temperature_small_val.py); on 40 models of 5 seeds with 144 val items, 0.25-0.5
+# gave the lowest mean test NLL and none the one blow-up, T = 0.16 from a single val error
+# (benchmarks/calibration_pooled.py --refit-prior-std, BENCHMARKS.md "Tenth session").
 AUTO_PRIOR_STD = 0.25
 
 
@@ -122,11 +125,12 @@ class CalibrationConfig:
     # Fit one temperature after each training stage; inference divides logits by it,
     # so pseudo-label confidences and thresholds are calibrated.
     enabled: StrictBool = True
-    # A normal prior on log T (centred on T = 1) of this standard deviation: the fit on a
-    # val split of ten items is pulled toward 1, one of a few hundred barely (null: no
-    # prior). auto: AUTO_PRIOR_STD when val holds fewer than data.min_val_items, else none
-    # (measured in BENCHMARKS.md: without it, ten val items all right drive T to its floor).
-    prior_std: Annotated[StrictFloat, Field(gt=0.0, le=10.0)] | Literal["auto"] | None = "auto"
+    # A normal prior on log T (centred on T = 1) of this standard deviation, on every val
+    # size: the MAP fit weighs it against the summed val NLL, so it holds T near 1 where
+    # val has few errors to fit on (ten items, or 144 with one error) and barely moves a
+    # fit with many (null: no prior). auto: AUTO_PRIOR_STD when val holds fewer than
+    # data.min_val_items, else none (the default before the tenth session's measurement).
+    prior_std: Annotated[StrictFloat, Field(gt=0.0, le=10.0)] | Literal["auto"] | None = AUTO_PRIOR_STD
 
     @field_validator("prior_std", mode="before")
     @classmethod

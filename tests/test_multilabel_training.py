@@ -185,9 +185,10 @@ def test_calibration_auto_prior_holds_eight_val_sets_near_one(prepared):
     from selftrain.params_schema import AUTO_PRIOR_STD
     from selftrain.prediction import predict_split
 
-    # The shipped `prior_std: auto` on a val split of 8 sets (< data.min_val_items): the fit
-    # is the MAP one under the 0.25 prior, pulled from the BCE's clip back toward T = 1.
-    params = multilabel_params()
+    # `prior_std: auto` on a val split of 8 sets (< data.min_val_items): the fit is the MAP
+    # one under the 0.25 prior (the shipped value on every size), pulled from the BCE's
+    # clip back toward T = 1.
+    params = multilabel_params(calibration={"prior_std": "auto"})
     assert len(prepared.rows("val")) < params.data.min_val_items
     model = calibrated(HalfBrightness(), prepared, params)
     logits = predict_split(HalfBrightness(), prepared, prepared.rows("val"), params, logits=True)
