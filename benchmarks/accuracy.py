@@ -156,8 +156,8 @@ def save_test_logits(model, dataset: Dataset, params: Params, path: Path) -> Non
 
 def self_train(dataset: Dataset, params: Params, work: Path, log, logits_to: Path | None = None) -> dict:
     """Teacher and generations 1..N on a prepared `dataset` (`work` holds the pseudo-label
-    tables); test and val accuracy of each. With `logits_to`, each model's test logits go
-    to `{logits_to}_gen{k}.npz`."""
+    tables); test and val accuracy of each. With `logits_to`, each model's test and val
+    logits go to `{logits_to}_gen{k}.npz` (`save_test_logits`)."""
     refine_config = parse_refine_config(params.refine, dataset.class_names, dataset.metadata_columns)
     started = time.perf_counter()
     model, header, _ = train_teacher(dataset, params)
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--logits-dir",
-        help="also save every model's raw test logits, labels and temperature here "
+        help="also save every model's raw test and val logits, labels and temperature here "
         "({ablation}_f{fraction}_s{seed}_gen{k}.npz), for benchmarks.calibration_pooled",
     )
     add_record_flags(p, DEFAULT_OUT)

@@ -104,13 +104,12 @@ def pooled_row(models: list[ModelLogits], draws: int = 1000) -> dict:
     """ECE/NLL before and after scaling of the models' test rows pooled, and the bounds."""
     labels = np.concatenate([m.labels for m in models])
     raw = np.concatenate([m.logits for m in models])
-    before = softmax(raw)
-    after = np.concatenate([softmax(m.logits, m.temperature) for m in models])
+    scaled = np.concatenate([m.logits / m.temperature for m in models])  # each by its own T
+    before, after = softmax(raw), softmax(scaled)
     ece_before = expected_calibration_error(before, labels)
     readings = calibrated_ece_readings(after, draws=draws)
     shared = [expected_calibration_error(softmax(raw, t), labels) for t in GRID]
     best = int(np.argmin(shared))
-    scaled = np.concatenate([m.logits / m.temperature for m in models])
     return {
         "seeds": sorted(m.seed for m in models),
         "rows": int(len(labels)),

@@ -161,18 +161,20 @@ def fit_task_temperature(
     rows left nothing to fit."""
     if len(truth) == 0:
         return TemperatureFit(1.0)
+    # The error-free check only decides anything when no prior gives the fit a minimum.
+    no_prior = prior_std is None
     if task == "multilabel":
-        all_right = binary_separable(logits, truth)
+        all_right = no_prior and binary_separable(logits, truth)
         truth_t = torch.as_tensor(truth, dtype=torch.float64)
         loss_of = functools.partial(F.binary_cross_entropy_with_logits, target=truth_t)
         # The mean is over every (row, class) pair: each is one observation of the BCE.
         observations = int(np.size(truth))
     else:
-        all_right = separable(logits, truth)
+        all_right = no_prior and separable(logits, truth)
         truth_t = torch.as_tensor(truth, dtype=torch.int64)
         loss_of = functools.partial(F.cross_entropy, target=truth_t)
         observations = len(truth)
-    if all_right and prior_std is None:
+    if all_right:
         return TemperatureFit(1.0, no_errors=True)
     return TemperatureFit(_fit_log_temperature(logits, loss_of, max_iter, _prior_weight(prior_std, observations)))
 

@@ -115,7 +115,7 @@ class AugmentConfig:
 # (benchmarks/temperature_small_val.py); on 40 models of 5 seeds with 144 val items, 0.25-0.5
 # gave the lowest mean test NLL and none the one blow-up, T = 0.16 from a single val error
 # (benchmarks/calibration_pooled.py --refit-prior-std, BENCHMARKS.md "Tenth session").
-AUTO_PRIOR_STD = 0.25
+DEFAULT_PRIOR_STD = 0.25
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -127,10 +127,10 @@ class CalibrationConfig:
     enabled: StrictBool = True
     # A normal prior on log T (centred on T = 1) of this standard deviation, on every val
     # size: the MAP fit weighs it against the summed val NLL, so it holds T near 1 where
-    # val has few errors to fit on (ten items, or 144 with one error) and barely moves a
-    # fit with many (null: no prior). auto: AUTO_PRIOR_STD when val holds fewer than
+    # val has few errors to fit on (ten items, or 144 with one error) and moves a fit
+    # with many by about a tenth (null: no prior). auto: DEFAULT_PRIOR_STD when val holds fewer than
     # data.min_val_items, else none (the default before the tenth session's measurement).
-    prior_std: Annotated[StrictFloat, Field(gt=0.0, le=10.0)] | Literal["auto"] | None = AUTO_PRIOR_STD
+    prior_std: Annotated[StrictFloat, Field(gt=0.0, le=10.0)] | Literal["auto"] | None = DEFAULT_PRIOR_STD
 
     @field_validator("prior_std", mode="before")
     @classmethod
@@ -140,7 +140,7 @@ class CalibrationConfig:
     def resolved_prior_std(self, val_items: int, min_val_items: int) -> float | None:
         """The prior's standard deviation for a val split of `val_items` items."""
         if self.prior_std == "auto":
-            return AUTO_PRIOR_STD if val_items < min_val_items else None
+            return DEFAULT_PRIOR_STD if val_items < min_val_items else None
         return self.prior_std
 
 

@@ -151,16 +151,16 @@ def test_student_epochs_given_or_per_generation_win_over_auto():
 
 
 def test_calibration_prior_applies_on_every_val_size_and_auto_below_min_val_items_only():
-    from selftrain.params_schema import AUTO_PRIOR_STD
+    from selftrain.params_schema import DEFAULT_PRIOR_STD
 
     # The shipped prior, and the schema's default when params.yaml leaves the key out.
     calibration = load_params(REPO_ROOT / "params.yaml").calibration
-    assert calibration.prior_std == AUTO_PRIOR_STD == 0.25
-    assert params_from_dict(changed("calibration.prior_std", DELETE)).calibration.prior_std == AUTO_PRIOR_STD
-    assert calibration.resolved_prior_std(val_items=10, min_val_items=50) == AUTO_PRIOR_STD
-    assert calibration.resolved_prior_std(val_items=144, min_val_items=50) == AUTO_PRIOR_STD
+    assert calibration.prior_std == DEFAULT_PRIOR_STD == 0.25
+    assert params_from_dict(changed("calibration.prior_std", DELETE)).calibration.prior_std == DEFAULT_PRIOR_STD
+    assert calibration.resolved_prior_std(val_items=10, min_val_items=50) == DEFAULT_PRIOR_STD
+    assert calibration.resolved_prior_std(val_items=144, min_val_items=50) == DEFAULT_PRIOR_STD
     auto = params_from_dict(changed("calibration.prior_std", "auto")).calibration
-    assert auto.resolved_prior_std(val_items=10, min_val_items=50) == AUTO_PRIOR_STD
+    assert auto.resolved_prior_std(val_items=10, min_val_items=50) == DEFAULT_PRIOR_STD
     assert auto.resolved_prior_std(val_items=144, min_val_items=50) is None
     given = params_from_dict(changed("calibration.prior_std", 1)).calibration
     assert given.resolved_prior_std(val_items=144, min_val_items=50) == 1.0

@@ -182,7 +182,7 @@ def test_calibration_keeps_one_on_val_sets_with_no_error(prepared, capsys):
 
 def test_calibration_auto_prior_holds_eight_val_sets_near_one(prepared):
     from selftrain.calibration import MIN_TEMPERATURE
-    from selftrain.params_schema import AUTO_PRIOR_STD
+    from selftrain.params_schema import DEFAULT_PRIOR_STD
     from selftrain.prediction import predict_split
 
     # `prior_std: auto` on a val split of 8 sets (< data.min_val_items): the fit is the MAP
@@ -193,7 +193,7 @@ def test_calibration_auto_prior_holds_eight_val_sets_near_one(prepared):
     model = calibrated(HalfBrightness(), prepared, params)
     logits = predict_split(HalfBrightness(), prepared, prepared.rows("val"), params, logits=True)
     targets = np.array([[float(n in LABEL_SETS[i % 4]) for n in CLASS_NAMES] for i in range(8)])
-    expected = fit_binary_temperature(logits, targets, prior_std=AUTO_PRIOR_STD)
+    expected = fit_binary_temperature(logits, targets, prior_std=DEFAULT_PRIOR_STD)
     assert float(model.temperature) == pytest.approx(expected)
     # Pulled from the clip (where an unregularised fit on these error-free sets would go)
     # toward T = 1, still below it: the sets say sharpen.
