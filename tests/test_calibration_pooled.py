@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.calibration_pooled import ModelLogits, load_logits, pooled_row, pooled_rows, refit
-from selftrain.calibration import expected_calibration_error, softmax
+from selftrain.calibration import expected_calibration_error, fit_temperature, softmax
 
 
 def planted(seed: int, rows: int, scale: float, temperature: float, gen: int = 0, fraction: float = 0.05):
@@ -57,6 +57,23 @@ def test_a_wrong_fitted_temperature_is_not_called_calibrated():
     row = pooled_row([planted(0, 3000, 3.0, 1.0)], draws=200)
     assert row["ece_after"] == row["ece_before"]
     assert row["ece_before"] > 3 * row["calibrated_ece_floor"]
+    # The bound column ignores the val fit: the model's own test rows choose T near 3,
+    # and the ECE it reads is the one at that temperature.
+    m = planted(0, 3000, 3.0, 1.0)
+    own = fit_temperature(m.logits, m.labels)
+    assert own == pytest.approx(3.0, rel=0.15)
+    assert row["ece_after_test_fitted"] == pytest.approx(
+        expected_calibration_error(softmax(m.logits, own), m.labels)
+    )
+    assert row["ece_after_test_fitted"] < row["ece_before"] / 3
+
+
+def test_the_test_fitted_bound_fits_each_model_on_its_own_rows():
+    # A T = 3 and a T = 1.5 model: one shared temperature cannot calibrate both, each its own can.
+    models = [planted(0, 2000, 3.0, 1.0), planted(1, 2000, 1.5, 1.0)]
+    row = pooled_row(models, draws=100)
+    assert row["ece_after_test_fitted"] < row["min_ece_one_temperature"]
+    assert row["ece_after_test_fitted"] < 2 * row["calibrated_ece_floor"]
 
 
 def test_files_group_by_fraction_and_generation(tmp_path):
