@@ -34,6 +34,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "prior_auto": ("calibration.prior_std=auto",),
 }
 BASELINE = "baseline"
+# The ablation name of `benchmarks.accuracy --ceiling-only` records: a ceiling, no run.
+CEILING = "ceiling"
 
 
 def ablation_names(spec: str, baseline: bool) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.ablations import ABLATIONS, BASELINE, SUPERVISED_TEACHER, ablation_names, ablation_overrides
+from benchmarks.ablations import ABLATIONS, BASELINE, CEILING, SUPERVISED_TEACHER, ablation_names, ablation_overrides
 from benchmarks.accuracy_tables import markdown_table, targets_table
 from benchmarks.records import ROOT, add_record_flags, load_records, merge_records, save_record
 from selftrain.config import Params, apply_overrides, params_from_dict, read_raw_params
@@ -249,7 +249,7 @@ def run_ceilings(raw: dict, fractions, seeds, generations: int, out: Path) -> in
                     "fraction": fraction,
                     "seed": seed,
                     "num_generations": generations,
-                    "ablation": "ceiling",
+                    "ablation": CEILING,
                     "overrides": [],
                     "ceiling": ceiling,
                     "seconds": time.perf_counter() - started,

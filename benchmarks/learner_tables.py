@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.ablations import BASELINE
+from benchmarks.ablations import BASELINE, CEILING
 from benchmarks.accuracy_tables import best_by_val, mean_std
 
 
@@ -26,6 +26,11 @@ def attach_ceilings(records: list[dict], reference: list[dict]) -> None:
         if record.get("ceiling") is None and (record["fraction"], record["seed"]) in ceilings:
             record["ceiling"] = ceilings[(record["fraction"], record["seed"])]
             record["ceiling_from_reference"] = True
+
+
+def split_ceilings(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(runs, ceiling-only records): a merged records file may hold both."""
+    return [r for r in records if r["ablation"] != CEILING], [r for r in records if r["ablation"] == CEILING]
 
 
 def gap_table(records: list[dict]) -> str:
@@ -113,9 +118,10 @@ def main(argv=None) -> int:
     p.add_argument("records", help="JSON records written by benchmarks.accuracy --out")
     p.add_argument("--ceilings", help="earlier records whose ceilings fill in runs without one")
     args = p.parse_args(argv)
-    records = json.loads(Path(args.records).read_text())
+    records, ceilings = split_ceilings(json.loads(Path(args.records).read_text()))
     if args.ceilings:
-        attach_ceilings(records, json.loads(Path(args.ceilings).read_text()))
+        ceilings += json.loads(Path(args.ceilings).read_text())  # later entries win
+    attach_ceilings(records, ceilings)
     print(gap_table(records), ablation_table(records), calibration_table(records), sep="\n\n")
     return 0
 

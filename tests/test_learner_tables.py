@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.learner_tables import attach_ceilings, best_by_val, calibration_table, gap_table
+import json
+
+from benchmarks.learner_tables import attach_ceilings, best_by_val, calibration_table, gap_table, main
 
 
 def record(seed, supervised, teacher, gens, fraction=0.02, ceiling=None, teacher_val=0.5):
@@ -50,3 +52,21 @@ def test_calibration_table_shows_the_calibrated_reading_when_every_seed_has_it()
     assert "| yes (2 of 2 seeds) | - |" in calibration_table(rows)
     rows[1]["teacher_calibration"]["ece_floor"] = 0.05
     assert "| yes (2 of 2 seeds) | 4.00% |" in calibration_table(rows)
+
+
+def test_a_records_file_holding_ceiling_only_records_takes_its_ceilings_from_them(tmp_path, capsys):
+    # `benchmarks.accuracy --merge` of a run and a `--ceiling-only` file: one records file.
+    rows = [record(0, 0.80, 0.90, [(0.94, 0.9)])]
+    rows[0]["generations"][0]["calibration"] = rows[0]["teacher_calibration"]
+    rows.append({"fraction": 0.02, "seed": 0, "ablation": "ceiling", "overrides": [], "ceiling": 1.0})
+    path = tmp_path / "merged.json"
+    path.write_text(json.dumps(rows))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.02 | 0 | 80.00 | 90.00 | 1 | 94.00 | 100.00 | 70% | +4.00 |" in out
+    assert "| ceiling (" not in out  # not an ablation row (they read "| name (`overrides`) |")
+    # A --ceilings file given as well wins over the records' own.
+    other = tmp_path / "ceilings.json"
+    other.write_text(json.dumps([{"fraction": 0.02, "seed": 0, "ablation": "ceiling", "overrides": [], "ceiling": 0.98}]))
+    assert main([str(path), "--ceilings", str(other)]) == 0
+    assert "| 0.02 | 0 | 80.00 | 90.00 | 1 | 94.00 | 98.00 | 78% | +4.00 |" in capsys.readouterr().out
