@@ -149,14 +149,12 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         met = "yes" if r["ece_after"] <= r["ece_before"] / 2 else "no"
-        # Rows written before the column existed read "-".
-        test_fitted = f"{100 * r['ece_after_test_fitted']:.2f}%" if "ece_after_test_fitted" in r else "-"
         lines.append(
             f"| {r['fraction']} | {r['generation']} | {len(r['seeds'])} ({r['rows']}) | {100 * r['accuracy']:.2f} | "
             f"{r['mean_temperature']:.2f} | {100 * r['ece_before']:.2f}% | {100 * r['ece_after']:.2f}% | {met} | "
             f"{100 * r['calibrated_ece_floor']:.2f}% | {100 * r['calibrated_share_at_most_half']:.0f}% | "
             f"{100 * r['min_ece_one_temperature']:.2f}% ({r['argmin_temperature']:.2f}) | "
-            f"{test_fitted} | {r['nll_before']:.3f} | {r['nll_after']:.3f} |"
+            f"{100 * r['ece_after_test_fitted']:.2f}% | {r['nll_before']:.3f} | {r['nll_after']:.3f} |"
         )
     return "\n".join(lines)
 

@@ -25,7 +25,6 @@ def attach_ceilings(records: list[dict], reference: list[dict]) -> None:
     for record in records:
         if record.get("ceiling") is None and (record["fraction"], record["seed"]) in ceilings:
             record["ceiling"] = ceilings[(record["fraction"], record["seed"])]
-            record["ceiling_from_reference"] = True
 
 
 def split_ceilings(records: list[dict]) -> tuple[list[dict], list[dict]]:
